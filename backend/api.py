@@ -1,0 +1,171 @@
+"""The HTTP API (contract: docs/api.md). Routes are thin: parsing and status codes here, logic in ``service``."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from fastapi import Body, FastAPI, HTTPException, Query, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import ValidationError
+
+from backend import service
+from backend.analyser import NOTIFY_CHANNEL
+from backend.recorder import run_recorder
+from backend.store import Store
+from topowatch import __version__
+from topowatch.settings import Settings
+from worker.presets import build_config, pair_configs
+
+_SSE_KEEPALIVE_S = 15.0
+
+
+def validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic errors as messages that name the field, e.g. "lr must be > 0 and finite"."""
+    detail = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "body"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = f"unknown field {field!r}"
+        elif error["type"] == "missing":
+            message = f"{field} is required"
+        elif not message.startswith(field):
+            message = f"{field}: {message}"
+        detail.append({"loc": ["body", *error["loc"]], "msg": message, "type": error["type"]})
+    return detail
+
+
+def create_app(settings: Settings, redis_url: str, record_events: bool = True) -> FastAPI:
+    local = threading.local()
+
+    def store() -> Store:
+        # One SQLite connection per thread: FastAPI runs sync routes in a thread pool.
+        if not hasattr(local, "store"):
+            local.store = Store(settings.db_path)
+        return local.store
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=5)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stopping = threading.Event()
+        recorder = None
+        if record_events:
+            recorder = threading.Thread(target=run_recorder, args=(Store(settings.db_path), redis_url, stopping),
+                                        name="recorder", daemon=True)
+            recorder.start()
+        yield
+        stopping.set()
+        if recorder is not None:
+            recorder.join(timeout=5)
+
+    app = FastAPI(title="topowatch", version=__version__, lifespan=lifespan,
+                  description="Live topology of the neuron manifold during training. Contract: docs/api.md")
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"], allow_headers=["*"])
+
+    @app.exception_handler(service.NotFound)
+    async def not_found(_: Request, exc: service.NotFound) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(exc)})
+
+    @app.exception_handler(ValidationError)
+    async def invalid(_: Request, exc: ValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": validation_detail(exc)})
+
+    @app.get("/api/health")
+    def health() -> dict[str, Any]:
+        try:
+            redis_ok = bool(client.ping())
+        except redis.RedisError:
+            redis_ok = False
+        return {"status": "ok" if redis_ok else "degraded", "redis": redis_ok, "version": __version__}
+
+    @app.get("/api/presets")
+    def presets() -> list[dict[str, Any]]:
+        return service.presets()
+
+    @app.get("/api/fields")
+    def fields() -> list[dict[str, Any]]:
+        return service.fields()
+
+    @app.post("/api/runs", status_code=201)
+    def create_run(body: Any = Body(...)) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise HTTPException(422, detail=[{"loc": ["body"], "msg": "the body must be a JSON object", "type": "type"}])
+        config = build_config(body)
+        run_id = service.submit_run(store(), client, config)
+        return {"id": run_id, "config": config.model_dump()}
+
+    @app.post("/api/runs/pair", status_code=201)
+    def create_pair(body: Any = Body(...)) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise HTTPException(422, detail=[{"loc": ["body"], "msg": "the body must be a JSON object", "type": "type"}])
+        ids = [service.submit_run(store(), client, config) for config in pair_configs(body)]
+        return {"ids": ids, "compare": f"/compare?runs={','.join(ids)}"}
+
+    @app.get("/api/runs")
+    def list_runs() -> list[dict[str, Any]]:
+        return service.list_runs(store())
+
+    @app.get("/api/runs/{run_id}")
+    def get_run(run_id: str) -> dict[str, Any]:
+        return service.get_run(store(), run_id)
+
+    @app.post("/api/runs/{run_id}/stop", status_code=202)
+    def stop_run(run_id: str) -> dict[str, Any]:
+        return service.stop_run(store(), client, run_id)
+
+    @app.get("/api/runs/{run_id}/frames")
+    def frames(
+        run_id: str,
+        include: str = Query("index", pattern="^(index|full)$"),
+        start: int = Query(0, ge=0),
+        end: int = Query(2**62, ge=0),
+        limit: int = Query(100, ge=1, le=500),
+    ) -> dict[str, Any]:
+        if include == "full":
+            return {"run_id": run_id, "frames": service.frame_range(store(), run_id, start, end, limit)}
+        return {"run_id": run_id, "frames": service.frame_index(store(), run_id)}
+
+    @app.get("/api/runs/{run_id}/frames/{step}")
+    def frame(run_id: str, step: int) -> dict[str, Any]:
+        return service.frame(store(), run_id, step)
+
+    @app.get("/api/runs/{run_id}/betti")
+    def betti(
+        run_id: str,
+        scale: float = Query(0.25, gt=0, le=1),
+        standardised: bool = False,
+        min_length: float = Query(0.1, ge=0, le=1),
+    ) -> dict[str, Any]:
+        return service.betti_curve(store(), run_id, scale, standardised, min_length)
+
+    @app.get("/api/events")
+    async def events(request: Request, run_id: str | None = None) -> StreamingResponse:
+        async def stream() -> AsyncIterator[str]:
+            subscriber = aioredis.Redis.from_url(redis_url)
+            pubsub = subscriber.pubsub()
+            await pubsub.subscribe(NOTIFY_CHANNEL)
+            try:
+                yield ": connected\n\n"
+                while not await request.is_disconnected():
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=_SSE_KEEPALIVE_S)
+                    if message is None:
+                        yield ": keep-alive\n\n"
+                        continue
+                    data = json.loads(message["data"])
+                    if run_id is None or data.get("run_id") == run_id:
+                        yield f"event: {data.pop('type')}\ndata: {json.dumps(data)}\n\n"
+            finally:
+                await pubsub.aclose()
+                await subscriber.aclose()
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    return app

@@ -1,0 +1,123 @@
+"""The API's logic as plain functions over the store and Redis; routes in ``backend.api`` stay thin."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import redis
+
+from backend.analysis import PAPER_SCALE, PERSISTENT_FRACTION, diagrams_from_json
+from backend.store import TERMINAL_STATUSES, Store
+from backend import topology
+from topowatch.wire import REQUESTS, RunRequest, stop_key
+from worker.presets import FIELDS, PRESETS, RunConfig
+
+
+class NotFound(LookupError):
+    pass
+
+
+def presets() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": p.name,
+            "title": p.title,
+            "source": p.source,
+            "description": p.description,
+            "defaults": {"preset": p.name} | p.defaults,
+            "pair": [{"label": r.label, "lr": r.lr, "epochs": r.epochs} for r in p.pair],
+            "neuron_dim": p.neuron_dim(),
+            "requires_data_path": p.data == "mnist",
+        }
+        for p in PRESETS.values()
+    ]
+
+
+def fields() -> list[dict[str, Any]]:
+    return FIELDS
+
+
+def submit_run(store: Store, client: redis.Redis, config: RunConfig) -> str:
+    run_id = uuid.uuid4().hex[:12]
+    store.create_run(run_id, config.preset, config.model_dump(), total_steps=0)
+    client.xadd(REQUESTS, RunRequest(run_id, config.model_dump()).encode())
+    return run_id
+
+
+def get_run(store: Store, run_id: str) -> dict[str, Any]:
+    run = store.get_run(run_id)
+    if run is None:
+        raise NotFound(f"no run with id {run_id!r}")
+    run["first_topology_change"] = first_topology_change(store.frame_index(run_id))
+    return run
+
+
+def list_runs(store: Store) -> list[dict[str, Any]]:
+    return store.list_runs()
+
+
+def stop_run(store: Store, client: redis.Redis, run_id: str) -> dict[str, Any]:
+    run = get_run(store, run_id)
+    if run["status"] not in TERMINAL_STATUSES:
+        # The worker polls this key between steps; a queued run is marked at once and skipped when taken.
+        client.set(stop_key(run_id), "1", ex=7 * 24 * 3600)
+        if run["status"] == "queued":
+            store.set_status(run_id, "stopped", error=None)
+    return get_run(store, run_id)
+
+
+def first_topology_change(index: list[dict[str, Any]]) -> int | None:
+    """First analysed step whose persistent Betti counts differ from step 0's."""
+    if not index or index[0]["step"] != 0:
+        return None
+
+    def signature(entry: dict[str, Any]) -> tuple:
+        return tuple(entry["metrics"].get(f"pb{k}") for k in range(3))
+
+    start = signature(index[0])
+    for entry in index[1:]:
+        if signature(entry) != start:
+            return int(entry["step"])
+    return None
+
+
+def frame_index(store: Store, run_id: str) -> list[dict[str, Any]]:
+    get_run(store, run_id)
+    return store.frame_index(run_id)
+
+
+def frame(store: Store, run_id: str, step: int) -> dict[str, Any]:
+    found = store.frame(run_id, step)
+    if found is None:
+        get_run(store, run_id)
+        raise NotFound(f"run {run_id!r} has no analysed frame at step {step}")
+    return found
+
+
+def frame_range(store: Store, run_id: str, start: int, end: int, limit: int) -> list[dict[str, Any]]:
+    get_run(store, run_id)
+    return store.frames(run_id, start, end, limit)
+
+
+def betti_curve(store: Store, run_id: str, scale: float, standardised: bool, min_length: float) -> dict[str, Any]:
+    """Betti numbers and persistent counts over time at a chosen scale, from the stored diagrams."""
+    get_run(store, run_id)
+    steps, betti, persistent = [], [], []
+    for entry in store.iter_frames(run_id):
+        use_std = standardised and entry.get("diagrams_standardised") is not None
+        diagrams = diagrams_from_json(entry["diagrams_standardised"] if use_std else entry["diagrams"])
+        diameter = entry["persistence"]["diameter_standardised" if use_std else "diameter"]
+        pers = topology.Persistence(diagrams=diagrams, method="", n_points_used=0, cover_radius=0.0,
+                                    max_dim=max(diagrams, default=0))
+        steps.append(entry["step"])
+        betti.append(topology.betti_at_scale(pers, scale * diameter))
+        persistent.append(topology.persistent_counts(pers, min_length * diameter))
+    space = "standardised coordinates" if standardised else "raw coordinates"
+    return {
+        "steps": steps,
+        "betti": betti,
+        "persistent": persistent,
+        "scale_rule": f"Betti at {scale:g} x diameter, persistent bars longer than {min_length:g} x diameter, {space}",
+        "defaults": {"scale": PAPER_SCALE, "min_length": PERSISTENT_FRACTION},
+    }

@@ -1,0 +1,248 @@
+"""The paper's experiments as presets, and the validated run configuration.
+
+Pure data (no torch) so the API validates requests with exactly the rules the worker trusts.
+Settings follow ../shared/SCIENCE.md (Yang, Poggio, Chuang, Ziyin, arXiv 2510.02670).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+MAX_WIDTH = 8192
+MAX_EPOCHS = 10_000
+MAX_BATCH = 100_000
+
+PAPER = "Yang, Poggio, Chuang, Ziyin, Topological Invariance and Breakdown in Learning, arXiv 2510.02670"
+
+
+@dataclass(frozen=True)
+class PairRun:
+    label: str
+    lr: float
+    epochs: int
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    title: str
+    source: str
+    description: str
+    data: Literal["teacher-1d", "teacher-2d", "digits", "mnist"]
+    init: Literal["figure-eight", "two-circles", "double-torus", "sphere"]
+    loss: Literal["mse", "cross-entropy"]
+    defaults: dict[str, Any]
+    pair: tuple[PairRun, PairRun]
+
+    def neuron_dim(self) -> int:
+        return {"teacher-1d": 2, "teacher-2d": 3, "digits": 74, "mnist": 794}[self.data]
+
+
+def _defaults(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "width": 1024,
+        "lr": 0.003,
+        "optimizer": "sgd",
+        "momentum": 0.0,
+        "batch_size": 128,
+        "epochs": 100,
+        "seed": 0,
+        "snapshot_every": 10,
+        "sharpness_every": 100,
+        "sharpness_subset": 512,
+        "data_path": None,
+        "optimizer_state_in_neuron": False,
+    }
+    return base | overrides
+
+
+_FIG8 = "1 -> 1024 -> 1 sigmoid student of a 128-unit sigmoid teacher, neurons (w, a) on a figure eight"
+_CIRCLES = "1 -> 1024 -> 1 sigmoid student, neurons on two unit circles centred (0, +-1.2), w squeezed by 0.1"
+_TORUS = "2 -> 4096 -> 1 sigmoid student, neurons (w1, w2, a) uniform in a rotated solid double torus"
+_SPHERE = "64 -> H -> 10 sigmoid on scikit-learn's 8x8 digits, neurons on a unit 2-sphere in a random 3-D subspace"
+_MNIST = "784 -> 1024 -> 10 sigmoid on MNIST from a local IDX or .npz file, neurons on a 2-sphere"
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in [
+        Preset("figure-eight", "Figure eight (SGD)", f"{PAPER}, 2-D toy, figure eight, SGD", _FIG8,
+               "teacher-1d", "figure-eight", "mse", _defaults(),
+               (PairRun("small", 0.0025, 100), PairRun("large", 0.003, 100))),
+        Preset("figure-eight-momentum", "Figure eight (momentum 0.9)", f"{PAPER}, 2-D toy, momentum 0.9", _FIG8,
+               "teacher-1d", "figure-eight", "mse",
+               _defaults(optimizer="momentum", momentum=0.9, lr=0.0045, epochs=50),
+               (PairRun("small", 0.0005, 50), PairRun("large", 0.0045, 50))),
+        Preset("two-circles", "Two circles (Adam)", f"{PAPER}, 2-D toy, two circles, Adam", _CIRCLES,
+               "teacher-1d", "two-circles", "mse", _defaults(optimizer="adam", lr=1e-2, epochs=40),
+               (PairRun("small", 1e-4, 40), PairRun("large", 1e-2, 40))),
+        Preset("two-circles-sgd", "Two circles (SGD)", f"{PAPER}, 2-D toy, two circles, SGD", _CIRCLES,
+               "teacher-1d", "two-circles", "mse", _defaults(),
+               (PairRun("small", 0.0025, 100), PairRun("large", 0.003, 100))),
+        Preset("double-torus", "Double torus (SGD)", f"{PAPER}, 3-D toy, double torus, GD", _TORUS,
+               "teacher-2d", "double-torus", "mse",
+               _defaults(width=4096, lr=9e-4, epochs=20, snapshot_every=5, sharpness_every=50),
+               (PairRun("small", 8e-4, 20), PairRun("large", 9e-4, 20))),
+        Preset("double-torus-adam", "Double torus (Adam)", f"{PAPER}, 3-D toy, double torus, Adam", _TORUS,
+               "teacher-2d", "double-torus", "mse",
+               _defaults(width=4096, optimizer="adam", lr=0.1, epochs=20, snapshot_every=5, sharpness_every=50),
+               (PairRun("small", 0.03, 20), PairRun("large", 0.1, 20))),
+        Preset("double-torus-momentum", "Double torus (momentum 0.9)", f"{PAPER}, 3-D toy, double torus, momentum",
+               _TORUS, "teacher-2d", "double-torus", "mse",
+               _defaults(width=4096, optimizer="momentum", momentum=0.9, lr=0.00125, epochs=20, snapshot_every=5,
+                         sharpness_every=50),
+               (PairRun("small", 0.001, 20), PairRun("large", 0.00125, 20))),
+        Preset("digits", "Digits, 2-sphere init (SGD)", f"{PAPER}, high-dimensional (MNIST recipe on 8x8 digits), SGD",
+               _SPHERE, "digits", "sphere", "cross-entropy",
+               _defaults(width=256, lr=0.5, epochs=20, snapshot_every=2, sharpness_every=10),
+               (PairRun("small", 0.01, 20), PairRun("large", 0.5, 20))),
+        Preset("digits-adam", "Digits, 2-sphere init (Adam)", f"{PAPER}, high-dimensional (MNIST recipe on 8x8 digits), Adam",
+               _SPHERE, "digits", "sphere", "cross-entropy",
+               _defaults(width=256, optimizer="adam", lr=1e-3, epochs=20, snapshot_every=2, sharpness_every=10),
+               (PairRun("small", 1e-5, 40), PairRun("large", 1e-3, 20))),
+        Preset("mnist", "MNIST from a local file (SGD)", f"{PAPER}, high-dimensional, MNIST, SGD", _MNIST,
+               "mnist", "sphere", "cross-entropy",
+               _defaults(lr=0.5, epochs=20, batch_size=1024, snapshot_every=10, sharpness_every=59),
+               (PairRun("small", 0.01, 20), PairRun("large", 0.5, 20))),
+    ]
+}
+
+
+class RunConfig(BaseModel):
+    """A run request; unknown fields are refused so a typo never silently trains the defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: str
+    width: int
+    lr: float
+    optimizer: Literal["sgd", "momentum", "adam"]
+    momentum: float
+    batch_size: int
+    epochs: int
+    seed: int
+    snapshot_every: int
+    sharpness_every: int
+    sharpness_subset: int
+    data_path: str | None = None
+    optimizer_state_in_neuron: bool = False
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value: str) -> str:
+        if value not in PRESETS:
+            raise ValueError(f"unknown preset {value!r}; choose one of {', '.join(PRESETS)}")
+        return value
+
+    @field_validator("lr")
+    @classmethod
+    def _positive_lr(cls, value: float) -> float:
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError("lr must be > 0 and finite")
+        return value
+
+    @field_validator("width")
+    @classmethod
+    def _width(cls, value: int) -> int:
+        if not 1 <= value <= MAX_WIDTH:
+            raise ValueError(f"width must be between 1 and {MAX_WIDTH}")
+        return value
+
+    @field_validator("momentum")
+    @classmethod
+    def _momentum(cls, value: float) -> float:
+        if not 0 <= value < 1:
+            raise ValueError("momentum must be in [0, 1)")
+        return value
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch(cls, value: int) -> int:
+        if not 1 <= value <= MAX_BATCH:
+            raise ValueError(f"batch_size must be between 1 and {MAX_BATCH}")
+        return value
+
+    @field_validator("epochs")
+    @classmethod
+    def _epochs(cls, value: int) -> int:
+        if not 1 <= value <= MAX_EPOCHS:
+            raise ValueError(f"epochs must be between 1 and {MAX_EPOCHS}")
+        return value
+
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, value: int) -> int:
+        if not 0 <= value < 2**32:
+            raise ValueError("seed must be between 0 and 2^32 - 1")
+        return value
+
+    @field_validator("snapshot_every", "sharpness_subset")
+    @classmethod
+    def _at_least_one(cls, value: int, info: Any) -> int:
+        if value < 1:
+            raise ValueError(f"{info.field_name} must be >= 1")
+        return value
+
+    @field_validator("sharpness_every")
+    @classmethod
+    def _sharpness_every(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("sharpness_every must be >= 0 (0 turns sharpness off)")
+        return value
+
+    @model_validator(mode="after")
+    def _preset_rules(self) -> RunConfig:
+        preset = PRESETS[self.preset]
+        if preset.data == "mnist" and not self.data_path:
+            raise ValueError("data_path is required for the mnist preset (an IDX directory or a .npz file)")
+        if self.optimizer_state_in_neuron and self.optimizer != "adam":
+            raise ValueError("optimizer_state_in_neuron applies to the adam optimizer only")
+        return self
+
+
+def build_config(request: dict[str, Any]) -> RunConfig:
+    """The preset's defaults overridden by the request; raises pydantic.ValidationError on bad input."""
+    preset_name = request.get("preset")
+    base = PRESETS[preset_name].defaults if isinstance(preset_name, str) and preset_name in PRESETS else {}
+    return RunConfig.model_validate(base | request)
+
+
+def pair_configs(request: dict[str, Any]) -> list[RunConfig]:
+    """The preset's paper pair: its small-lr and large-lr runs with everything else shared.
+
+    The paper's epochs apply unless the request sets ``epochs`` (a short look at both phases)."""
+    base = build_config(request)
+    return [
+        build_config(base.model_dump() | {"lr": run.lr, "epochs": request.get("epochs", run.epochs)})
+        for run in PRESETS[base.preset].pair
+    ]
+
+
+FIELDS: list[dict[str, Any]] = [
+    {"name": "width", "label": "Width", "unit": "neurons", "type": "int", "min": 1, "max": MAX_WIDTH,
+     "help": "hidden units N: points in the neuron cloud"},
+    {"name": "lr", "label": "Learning rate", "unit": "eta", "type": "float", "min": 0, "max": None,
+     "help": "must be > 0; compare with 1/lambda_max (the topological critical point)"},
+    {"name": "optimizer", "label": "Optimizer", "unit": "", "type": "choice", "choices": ["sgd", "momentum", "adam"],
+     "help": "all are permutation-equivariant"},
+    {"name": "momentum", "label": "Momentum", "unit": "beta", "type": "float", "min": 0, "max": 1,
+     "help": "used by the momentum optimizer, in [0, 1)"},
+    {"name": "batch_size", "label": "Batch size", "unit": "examples", "type": "int", "min": 1, "max": MAX_BATCH,
+     "help": "minibatch size; the training-set size gives full-batch GD"},
+    {"name": "epochs", "label": "Epochs", "unit": "epochs", "type": "int", "min": 1, "max": MAX_EPOCHS, "help": ""},
+    {"name": "seed", "label": "Seed", "unit": "", "type": "int", "min": 0, "max": 2**32 - 1,
+     "help": "same seed and config give identical snapshots on CPU"},
+    {"name": "snapshot_every", "label": "Snapshot every", "unit": "steps", "type": "int", "min": 1, "max": None,
+     "help": "one neuron snapshot (and analysed frame) per this many optimiser steps"},
+    {"name": "sharpness_every", "label": "Sharpness every", "unit": "steps", "type": "int", "min": 0, "max": None,
+     "help": "top Hessian eigenvalue by Lanczos on Hessian-vector products; 0 = never"},
+    {"name": "sharpness_subset", "label": "Sharpness subset", "unit": "examples", "type": "int", "min": 1, "max": None,
+     "help": "fixed training examples the sharpness is measured on"},
+    {"name": "data_path", "label": "Data file", "unit": "path", "type": "str",
+     "help": "mnist preset only: a directory of IDX files or a .npz with x_train, y_train, x_test, y_test"},
+    {"name": "optimizer_state_in_neuron", "label": "Adam state in neuron", "unit": "", "type": "bool",
+     "help": "append Adam's (m, v) to each neuron vector, as the theory's neuron for Adam"},
+]

@@ -1,0 +1,163 @@
+"""The training loop, top to bottom: data, model, optimiser, then steps that publish neuron snapshots."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from worker.data import Dataset, digits_data, mnist_data, teacher_data
+from worker.model import NeuronMLP, initial_neurons
+from worker.presets import PRESETS, RunConfig
+from worker.sharpness import Sharpness, adam_preconditioner, top_hessian_eigenvalue
+
+
+class Sink(Protocol):
+    """Where the loop sends its snapshots (the Redis publisher, or a list in tests)."""
+
+    def snapshot(self, step: int, epoch: int, neurons: np.ndarray, metrics: dict) -> None: ...
+
+    def should_stop(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # finished | diverged | stopped
+    step: int
+    message: str = ""
+
+
+def load_data(config: RunConfig) -> Dataset:
+    preset = PRESETS[config.preset]
+    if preset.data == "teacher-1d":
+        return teacher_data(in_dim=1, seed=config.seed)
+    if preset.data == "teacher-2d":
+        return teacher_data(in_dim=2, seed=config.seed)
+    if preset.data == "digits":
+        return digits_data(seed=config.seed)
+    return mnist_data(config.data_path or "")
+
+
+def make_optimizer(config: RunConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr)
+    momentum = config.momentum if config.optimizer == "momentum" else 0.0
+    return torch.optim.SGD(params, lr=config.lr, momentum=momentum)
+
+
+def loss_function(config: RunConfig, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    if PRESETS[config.preset].loss == "mse":
+        return F.mse_loss(outputs, targets)
+    return F.cross_entropy(outputs, targets)
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    return math.ceil(n_train / batch_size)
+
+
+def neuron_matrix(model: NeuronMLP, optimizer: torch.optim.Optimizer, with_state: bool) -> np.ndarray:
+    """The neuron cloud as float32 (N, D); for Adam optionally with each neuron's (m, v) appended."""
+    with torch.no_grad():
+        parts = [model.neurons()]
+        if with_state:
+            for moment in ("exp_avg", "exp_avg_sq"):
+                state_in = optimizer.state.get(model.w_in, {}).get(moment, torch.zeros_like(model.w_in))
+                state_out = optimizer.state.get(model.w_out, {}).get(moment, torch.zeros_like(model.w_out))
+                parts.append(torch.cat([state_in, state_out.T], dim=1))
+        return torch.cat(parts, dim=1).to("cpu", torch.float32).numpy().copy()
+
+
+def train(config: RunConfig, sink: Sink, device: torch.device, on_start: Callable[..., None] | None = None) -> Outcome:
+    preset = PRESETS[config.preset]
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+
+    data = load_data(config)
+    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+    x_test, y_test = data.x_test.to(device), data.y_test.to(device)
+    out_dim = 10 if preset.loss == "cross-entropy" else 1
+    n_train = len(x_train)
+    per_epoch = steps_per_epoch(n_train, config.batch_size)
+    total_steps = per_epoch * config.epochs
+
+    model = NeuronMLP(data.in_dim, config.width, out_dim).to(device)
+    init = initial_neurons(preset.init, config.width, data.in_dim + out_dim, rng)
+    model.set_neurons(torch.tensor(init, dtype=torch.float32, device=device))
+    optimizer = make_optimizer(config, list(model.parameters()))
+    params = list(model.parameters())
+    if on_start is not None:
+        on_start(total_steps=total_steps, neuron_dim=neuron_matrix(model, optimizer, config.optimizer_state_in_neuron).shape[1])
+
+    # Sharpness is always measured on the same training examples, so its curve is comparable over time.
+    sharp_x, sharp_y = x_train[: config.sharpness_subset], y_train[: config.sharpness_subset]
+    last_sharpness: Sharpness | None = None
+    # Test metrics cost a forward pass over the test set: at most ~8 times per epoch, not every snapshot.
+    eval_every = max(config.snapshot_every, per_epoch // 8, 1)
+    last_eval = -eval_every
+    generator = torch.Generator().manual_seed(config.seed)
+
+    def measure(step: int, train_losses: list[float]) -> dict:
+        nonlocal last_sharpness, last_eval
+        metrics: dict = {"lr": config.lr, "train_loss": float(np.mean(train_losses)) if train_losses else None}
+        model.eval()
+        if step - last_eval >= eval_every or step in (0, total_steps):
+            last_eval = step
+            with torch.no_grad():
+                outputs = model(x_test)
+                metrics["test_loss"] = float(loss_function(config, outputs, y_test))
+                if preset.loss == "cross-entropy":
+                    metrics["accuracy"] = float((outputs.argmax(dim=1) == y_test).float().mean())
+                if not train_losses:
+                    metrics["train_loss"] = float(loss_function(config, model(x_train), y_train))
+        if config.sharpness_every and step % config.sharpness_every == 0:
+            preconditioner = adam_preconditioner(optimizer, params) if config.optimizer == "adam" else None
+            last_sharpness = top_hessian_eigenvalue(
+                lambda: loss_function(config, model(sharp_x), sharp_y),
+                params,
+                v0=last_sharpness.vector if last_sharpness is not None else None,
+                preconditioner=preconditioner,
+            )
+            metrics["sharpness"] = last_sharpness.value
+            metrics["sharpness_kind"] = "preconditioned" if last_sharpness.preconditioned else "hessian"
+            metrics["sharpness_hvps"] = last_sharpness.hvps
+        model.train()
+        return metrics
+
+    def publish(step: int, epoch: int, train_losses: list[float]) -> bool:
+        neurons = neuron_matrix(model, optimizer, config.optimizer_state_in_neuron)
+        if not np.isfinite(neurons).all():
+            return False
+        sink.snapshot(step, epoch, neurons, measure(step, train_losses))
+        return True
+
+    step = 0
+    publish(step, 0, [])
+    train_losses: list[float] = []
+    model.train()
+    for epoch in range(config.epochs):
+        order = torch.randperm(n_train, generator=generator).to(device)
+        for start in range(0, n_train, config.batch_size):
+            batch = order[start : start + config.batch_size]
+            loss = loss_function(config, model(x_train[batch]), y_train[batch])
+            loss_value = float(loss)
+            if not math.isfinite(loss_value):
+                return Outcome("diverged", step, f"training loss became {loss_value} at step {step + 1}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            train_losses.append(loss_value)
+            if step % config.snapshot_every == 0 or step == total_steps:
+                if not publish(step, epoch, train_losses):
+                    return Outcome("diverged", step, f"neuron weights became non-finite at step {step}")
+                train_losses = []
+            if sink.should_stop():
+                if train_losses and not publish(step, epoch, train_losses):
+                    return Outcome("diverged", step, f"neuron weights became non-finite at step {step}")
+                return Outcome("stopped", step, "stopped on request")
+    return Outcome("finished", step)
