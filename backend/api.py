@@ -146,6 +146,10 @@ def create_app(settings: Settings, redis_url: str, record_events: bool = True) -
     ) -> dict[str, Any]:
         return service.betti_curve(store(), run_id, scale, standardised, min_length)
 
+    @app.get("/api/runs/{run_id}/neighbourhood")
+    def neighbourhood(run_id: str, k: int = Query(10, ge=1, le=256), step: int | None = Query(None, ge=0)) -> dict[str, Any]:
+        return service.neighbourhood_curve(store(), run_id, k, step)
+
     @app.get("/api/events")
     async def events(request: Request, run_id: str | None = None) -> StreamingResponse:
         async def stream() -> AsyncIterator[str]:

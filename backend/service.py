@@ -9,7 +9,7 @@ import redis
 
 from backend.analysis import PAPER_SCALE, PERSISTENT_FRACTION, diagrams_from_json
 from backend.store import TERMINAL_STATUSES, Store
-from backend import topology
+from backend import distortion, topology
 from topowatch.wire import REQUESTS, RunRequest, stop_key
 from worker.presets import FIELDS, PRESETS, RunConfig
 
@@ -98,6 +98,25 @@ def frame(store: Store, run_id: str, step: int) -> dict[str, Any]:
 def frame_range(store: Store, run_id: str, start: int, end: int, limit: int) -> list[dict[str, Any]]:
     get_run(store, run_id)
     return store.frames(run_id, start, end, limit)
+
+
+def neighbourhood_curve(store: Store, run_id: str, k: int, step: int | None) -> dict[str, Any]:
+    """Neighbourhood preservation against step 0 for another k, recomputed from the stored raw snapshots."""
+    get_run(store, run_id)
+    reference = store.get_snapshot(run_id, 0)
+    if reference is None:
+        raise NotFound(f"run {run_id!r} has no step-0 snapshot yet")
+    if step is not None:
+        snapshot = store.get_snapshot(run_id, step)
+        if snapshot is None:
+            raise NotFound(f"run {run_id!r} has no snapshot at step {step}")
+        per_neuron = distortion.knn_preservation(reference.neurons, snapshot.neurons, k=k)
+        return {"k": k, "step": step, "mean": float(per_neuron.mean()), "per_neuron": per_neuron.round(4).tolist()}
+    steps, means = [], []
+    for snapshot in store.iter_snapshots(run_id):
+        steps.append(snapshot.step)
+        means.append(float(distortion.knn_preservation(reference.neurons, snapshot.neurons, k=k).mean()))
+    return {"k": k, "steps": steps, "mean": means}
 
 
 def betti_curve(store: Store, run_id: str, scale: float, standardised: bool, min_length: float) -> dict[str, Any]:

@@ -169,6 +169,17 @@ class Store:
         ).fetchone()
         return _snapshot(row) if row else None
 
+    def iter_snapshots(self, run_id: str, chunk: int = 64) -> Iterator[StoredSnapshot]:
+        start = 0
+        while True:
+            rows = self._db.execute(
+                "SELECT * FROM snapshots WHERE run_id = ? AND step >= ? ORDER BY step LIMIT ?", (run_id, start, chunk)
+            ).fetchall()
+            yield from (_snapshot(row) for row in rows)
+            if len(rows) < chunk:
+                return
+            start = rows[-1]["step"] + 1
+
     def next_snapshot_step(self, run_id: str, step: int) -> int | None:
         row = self._db.execute(
             "SELECT step FROM snapshots WHERE run_id = ? AND step > ? ORDER BY step LIMIT 1", (run_id, step)

@@ -144,7 +144,7 @@ def train(config: RunConfig, sink: Sink, device: torch.device, on_start: Callabl
         for start in range(0, n_train, config.batch_size):
             batch = order[start : start + config.batch_size]
             loss = loss_function(config, model(x_train[batch]), y_train[batch])
-            loss_value = float(loss)
+            loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 return Outcome("diverged", step, f"training loss became {loss_value} at step {step + 1}")
             optimizer.zero_grad(set_to_none=True)

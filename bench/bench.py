@@ -1,0 +1,113 @@
+"""Side-by-side measurements, printed as figures and ratios (never asserted in tests).
+
+1. figure-eight training steps/s without publishing vs publishing a snapshot every step through a real
+   (embedded) Redis; runs alternate so both see the same machine state.
+2. analysis milliseconds per frame, after the one-time warm-up, for figure-eight (1024 x 2) and digits
+   (256 x 74, PCA and UMAP) frames taken from real training snapshots.
+3. /api/health latency while an analyser is busy with digits frames.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".topowatch" / "numba-cache"))
+
+import numpy as np  # noqa: E402
+import redis  # noqa: E402
+import torch  # noqa: E402
+
+from backend import embedding  # noqa: E402
+from backend.analysis import Reference, analyse  # noqa: E402
+from topowatch.redis_server import start_embedded_redis  # noqa: E402
+from worker.presets import build_config  # noqa: E402
+from worker.publisher import Publisher  # noqa: E402
+from worker.train import train  # noqa: E402
+
+
+class NullSink:
+    def snapshot(self, step: int, epoch: int, neurons: np.ndarray, metrics: dict) -> None:
+        pass
+
+    def should_stop(self) -> bool:
+        return False
+
+
+class CollectSink(NullSink):
+    def __init__(self) -> None:
+        self.snapshots: list[tuple[int, np.ndarray, dict]] = []
+
+    def snapshot(self, step: int, epoch: int, neurons: np.ndarray, metrics: dict) -> None:
+        self.snapshots.append((step, neurons, metrics))
+
+
+def timed_train(config_overrides: dict, sink: object) -> tuple[float, int]:
+    config = build_config({"preset": "figure-eight", "sharpness_every": 0} | config_overrides)
+    started = time.perf_counter()
+    outcome = train(config, sink, torch.device("cpu"))
+    return time.perf_counter() - started, outcome.step
+
+
+def bench_publishing(client: redis.Redis, epochs: int, repeats: int) -> None:
+    plain, published = [], []
+    for i in range(repeats):
+        seconds, steps = timed_train({"epochs": epochs, "snapshot_every": 10**9}, NullSink())
+        plain.append(steps / seconds)
+        publisher = Publisher(client, f"bench-{i}", max_backlog=10**9)
+        seconds, steps = timed_train({"epochs": epochs, "snapshot_every": 1}, publisher)
+        publisher.flush()
+        publisher.close()
+        published.append(steps / seconds)
+        client.delete("topowatch:snapshots")
+    a, b = statistics.median(plain), statistics.median(published)
+    print(f"training figure-eight (1024 x 2, batch 128), {steps} steps, median of {repeats}:")
+    print(f"  without publishing        {a:9.0f} steps/s")
+    print(f"  publishing every step     {b:9.0f} steps/s")
+    print(f"  publishing overhead       {100 * (a / b - 1):9.1f} %  (target <= 5 %)")
+
+
+def bench_analysis(preset: str, overrides: dict, frames: int) -> list[float]:
+    sink = CollectSink()
+    config = build_config({"preset": preset, "sharpness_every": 0} | overrides)
+    train(config, sink, torch.device("cpu"))
+    reference = Reference.from_step0(sink.snapshots[0][1])
+    previous, previous_umap, times = None, None, []
+    for step, neurons, metrics in sink.snapshots[: frames + 1]:
+        started = time.perf_counter()
+        frame = analyse(neurons, step, config.lr, metrics, reference, previous, previous_umap)
+        times.append(1000 * (time.perf_counter() - started))
+        previous = (step, neurons)
+        if "umap" in frame.payload["coords"]:
+            previous_umap = np.asarray(frame.payload["coords"]["umap"])
+    return times[1:]  # the first frame has no predecessor and initialises UMAP from scratch
+
+
+def main() -> None:
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start_embedded_redis(Path(tmp))
+        try:
+            bench_publishing(redis.Redis.from_url(server.url), epochs=5, repeats=3)
+        finally:
+            server.stop()
+    print()
+    started = time.perf_counter()
+    embedding.warm_up()
+    print(f"one-time UMAP warm-up: {time.perf_counter() - started:.1f} s")
+    fig8 = bench_analysis("figure-eight", {"epochs": 1, "snapshot_every": 1}, frames=20)
+    digits = bench_analysis("digits", {"epochs": 2, "snapshot_every": 1}, frames=15)
+    print(f"analysis per frame, figure-eight 1024 x 2: median {statistics.median(fig8):6.1f} ms, "
+          f"max {max(fig8):6.1f} ms  (target <= 50 ms)")
+    print(f"analysis per frame, digits 256 x 74:       median {statistics.median(digits):6.1f} ms, "
+          f"max {max(digits):6.1f} ms  (target <= 300 ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""End to end through real HTTP: `topowatch up` (embedded Redis, worker, analyser, API) on free ports."""
+
+import json
+import math
+import threading
+
+import numpy as np
+import pytest
+import requests
+
+from tests.conftest import post_run, wait_for, wait_status
+
+SHORT = {"preset": "figure-eight", "epochs": 2, "snapshot_every": 5, "sharpness_every": 20}
+
+
+def frames_of(api_url: str, run_id: str) -> list[dict]:
+    return requests.get(f"{api_url}/api/runs/{run_id}/frames", timeout=10).json()["frames"]
+
+
+def test_health_presets_and_docs(live_stack):
+    api = live_stack["api_url"]
+    assert requests.get(f"{api}/api/health", timeout=5).json() == {"status": "ok", "redis": True, "version": "0.1.0"}
+    presets = {p["name"]: p for p in requests.get(f"{api}/api/presets", timeout=5).json()}
+    assert presets["figure-eight"]["defaults"]["lr"] == 0.003
+    assert [r["lr"] for r in presets["figure-eight"]["pair"]] == [0.0025, 0.003]
+    assert presets["digits"]["neuron_dim"] == 74
+    assert "width" in {f["name"] for f in requests.get(f"{api}/api/fields", timeout=5).json()}
+    assert requests.get(f"{api}/docs", timeout=5).status_code == 200
+
+
+def test_figure_eight_run_streams_analysed_frames(live_stack):
+    api = live_stack["api_url"]
+    events: list[str] = []
+
+    def listen() -> None:  # the push channel announces frames as they are stored
+        with requests.get(f"{api}/api/events", stream=True, timeout=60) as response:
+            for line in response.iter_lines(decode_unicode=True):
+                if line.startswith("event:"):
+                    events.append(line)
+                    if "frame" in line:
+                        return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    run_id = post_run(api, **SHORT)
+    run = wait_status(api, run_id, ("finished",), timeout=180)
+    assert run["total_steps"] == 56 and run["steps_done"] == 56 and run["neuron_dim"] == 2
+    expected_steps = [0, *range(5, 56, 5), 56]
+    wait_for(lambda: len(frames_of(api, run_id)) == len(expected_steps), 120, what="all frames analysed")
+    index = frames_of(api, run_id)
+    assert [f["step"] for f in index] == expected_steps
+    assert all(f["metrics"]["train_loss"] > 0 for f in index)
+
+    first = requests.get(f"{api}/api/runs/{run_id}/frames/0", timeout=10).json()
+    coords = np.array(first["coords"]["raw"])
+    assert coords.shape == (1024, 2)
+    assert -2.11 < coords[:, 0].min() and coords[:, 0].max() < -1.89 and coords[:, 1].max() > 0.99
+    h0 = first["diagrams"]["0"]
+    assert sum(d is None for _, d in h0) == 1  # exactly one infinite H0 bar, sent as null
+    assert first["persistence"]["method"] == "alpha"
+    assert len(first["neuron_hue"]) == 1024 and len(first["knn_preservation"]) == 1024
+    assert first["knn_preservation"] == [1.0] * 1024
+
+    last = requests.get(f"{api}/api/runs/{run_id}/frames/56", timeout=10).json()
+    assert not np.allclose(np.array(last["coords"]["raw"]), coords)  # the cloud moved
+    assert last["metrics"]["interval_from"] == 55
+    assert 0 < last["metrics"]["ratio_min"] <= 1 <= last["metrics"]["ratio_max"]
+
+    batch = requests.get(f"{api}/api/runs/{run_id}/frames", params={"include": "full", "start": 10, "end": 30},
+                         timeout=10).json()["frames"]
+    assert [f["step"] for f in batch] == [10, 15, 20, 25, 30] and all("diagrams" in f for f in batch)
+    listener.join(timeout=30)
+    assert any("frame" in e for e in events)
+
+
+def test_stop_and_divergence(live_stack):
+    api = live_stack["api_url"]
+    long_id = post_run(api, preset="figure-eight", epochs=200, snapshot_every=50, sharpness_every=0)
+    wait_status(api, long_id, ("running",))
+    response = requests.post(f"{api}/api/runs/{long_id}/stop", timeout=10)
+    assert response.status_code == 202
+    stopped = wait_status(api, long_id, ("stopped",), timeout=30)
+    assert stopped["steps_done"] < stopped["total_steps"]
+
+    diverging = post_run(api, preset="figure-eight", lr=100.0, epochs=2, snapshot_every=1, sharpness_every=0)
+    run = wait_status(api, diverging, ("diverged",))
+    assert run["error"] and ("nan" in run["error"] or "inf" in run["error"] or "non-finite" in run["error"])
+    kept = wait_for(lambda: frames_of(api, diverging), 60, what="frames of the diverged run")
+    assert kept[0]["step"] == 0
+    assert all(math.isfinite(f["metrics"]["train_loss"] or 0) for f in kept)
+
+
+def test_queued_run_can_be_stopped_before_it_starts(live_stack):
+    api = live_stack["api_url"]
+    blocker = post_run(api, preset="figure-eight", epochs=200, snapshot_every=100, sharpness_every=0)
+    queued = post_run(api, **SHORT)
+    assert requests.get(f"{api}/api/runs/{queued}", timeout=5).json()["status"] == "queued"
+    assert requests.post(f"{api}/api/runs/{queued}/stop", timeout=5).json()["status"] == "stopped"
+    requests.post(f"{api}/api/runs/{blocker}/stop", timeout=5)
+    wait_status(api, blocker, ("stopped",), timeout=30)
+    assert requests.get(f"{api}/api/runs/{queued}", timeout=5).json()["status"] == "stopped"
+
+
+@pytest.mark.parametrize(
+    "body, field, message",
+    [
+        ({"preset": "figure-eight", "lr": -1}, "lr", "lr must be > 0"),
+        ({"preset": "figure-eight", "lr": 0}, "lr", "lr must be > 0"),
+        ({"preset": "figure-eight", "width": 0}, "width", "width must be between 1 and 8192"),
+        ({"preset": "figure-eight", "width": 100000}, "width", "width must be between 1 and 8192"),
+        ({"preset": "nope"}, "preset", "unknown preset 'nope'"),
+        ({"preset": "figure-eight", "optimizer": "lbfgs"}, "optimizer", "optimizer"),
+        ({"preset": "figure-eight", "batch_size": 0}, "batch_size", "batch_size must be between"),
+        ({"preset": "figure-eight", "epochs": 0}, "epochs", "epochs must be between"),
+        ({"preset": "figure-eight", "snapshot_every": 0}, "snapshot_every", "snapshot_every must be >= 1"),
+        ({"preset": "figure-eight", "colour": "red"}, "colour", "unknown field 'colour'"),
+        ({"preset": "figure-eight", "lr": "fast"}, "lr", "lr: Input should be a valid number"),
+        ({}, "preset", "preset is required"),
+    ],
+)
+def test_invalid_requests_get_422_naming_the_field(live_stack, body, field, message):
+    response = requests.post(f"{live_stack['api_url']}/api/runs", json=body, timeout=10)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert any(d["loc"][-1] == field and message in d["msg"] for d in detail), detail
+
+
+def test_lr_nan_and_non_object_bodies_are_refused(live_stack):
+    api = live_stack["api_url"]
+    response = requests.post(f"{api}/api/runs", data='{"preset": "figure-eight", "lr": NaN}',
+                             headers={"content-type": "application/json"}, timeout=5)
+    assert response.status_code == 422
+    assert requests.post(f"{api}/api/runs", json=[1, 2], timeout=5).status_code == 422
+    assert requests.post(f"{api}/api/runs", data="{", headers={"content-type": "application/json"},
+                         timeout=5).status_code == 422
+
+
+def test_unknown_ids_are_404_and_client_mistakes_4xx(live_stack):
+    api = live_stack["api_url"]
+    assert requests.get(f"{api}/api/runs/nope", timeout=5).status_code == 404
+    assert requests.post(f"{api}/api/runs/nope/stop", timeout=5).status_code == 404
+    assert requests.get(f"{api}/api/runs/nope/frames", timeout=5).status_code == 404
+    assert requests.get(f"{api}/api/runs/nope/frames/0", timeout=5).status_code == 404
+    assert requests.get(f"{api}/api/runs/nope/frames/abc", timeout=5).status_code == 422
+    runs = requests.get(f"{api}/api/runs", timeout=5).json()
+    if runs:
+        assert requests.get(f"{api}/api/runs/{runs[0]['id']}/frames/999999", timeout=5).status_code == 404
+        assert requests.get(f"{api}/api/runs/{runs[0]['id']}/frames", params={"limit": 0, "include": "full"},
+                            timeout=5).status_code == 422
