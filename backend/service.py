@@ -49,7 +49,9 @@ def get_run(store: Store, run_id: str) -> dict[str, Any]:
     run = store.get_run(run_id)
     if run is None:
         raise NotFound(f"no run with id {run_id!r}")
-    run["first_topology_change"] = first_topology_change(store.frame_index(run_id))
+    index = store.frame_index(run_id)
+    run["first_topology_change"] = first_topology_change(index)
+    run["phase_exit"] = phase_exit(index)
     return run
 
 
@@ -79,6 +81,18 @@ def first_topology_change(index: list[dict[str, Any]]) -> int | None:
     for entry in index[1:]:
         if signature(entry) != start:
             return int(entry["step"])
+    return None
+
+
+def phase_exit(index: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """First snapshot interval where lr * K_emp > 1: the run left the topology-preserving phase.
+
+    K_emp is a lower bound on the update's Lipschitz constant K, so lr * K_emp > 1 certifies lr > eta* = 1/K.
+    """
+    for entry in index:
+        value = entry["metrics"].get("eta_k_emp")
+        if value is not None and value > 1:
+            return {"step": int(entry["step"]), "from_step": entry["metrics"].get("interval_from"), "eta_k_emp": value}
     return None
 
 
