@@ -70,12 +70,16 @@ def stop_run(store: Store, client: redis.Redis, run_id: str) -> dict[str, Any]:
 
 
 def first_topology_change(index: list[dict[str, Any]]) -> int | None:
-    """First analysed step whose persistent Betti counts differ from step 0's."""
+    """First analysed step whose topology signature differs from step 0's.
+
+    The signature is the Betti numbers at the paper's scale (0.25 x diameter) for high-dimensional clouds,
+    and the persistent counts in standardised coordinates for clouds in R^2 and R^3 (see analysis.py)."""
     if not index or index[0]["step"] != 0:
         return None
 
     def signature(entry: dict[str, Any]) -> tuple:
-        return tuple(entry["metrics"].get(f"pb{k}") for k in range(3))
+        prefix = "pb" if entry["metrics"].get("signature_space") == "standardised" else "b"
+        return tuple(entry["metrics"].get(f"{prefix}{k}") for k in range(3))
 
     start = signature(index[0])
     for entry in index[1:]:
