@@ -147,3 +147,43 @@ def test_unknown_ids_are_404_and_client_mistakes_4xx(live_stack):
         assert requests.get(f"{api}/api/runs/{runs[0]['id']}/frames/999999", timeout=5).status_code == 404
         assert requests.get(f"{api}/api/runs/{runs[0]['id']}/frames", params={"limit": 0, "include": "full"},
                             timeout=5).status_code == 422
+
+
+def test_paper_pair_shows_which_run_leaves_the_topology_preserving_phase(live_stack):
+    api = live_stack["api_url"]
+    response = requests.post(f"{api}/api/runs/pair", json={"preset": "figure-eight", "epochs": 1,
+                                                           "sharpness_every": 0}, timeout=10)
+    assert response.status_code == 201
+    small_id, large_id = response.json()["ids"]
+    assert response.json()["compare"] == f"/compare?runs={small_id},{large_id}"
+    for run_id in (small_id, large_id):
+        wait_status(api, run_id, ("finished",), timeout=180)
+        wait_for(lambda: len(frames_of(api, run_id)) == 15, 120, what="the pair's frames")  # 0, 2, ..., 28
+    small = requests.get(f"{api}/api/runs/{small_id}", timeout=5).json()
+    large = requests.get(f"{api}/api/runs/{large_id}", timeout=5).json()
+    assert (small["config"]["lr"], large["config"]["lr"]) == (0.0025, 0.003)
+    # The catapult of the larger step drives lr * K_emp past 1 around step 15; the smaller one stays below.
+    assert small["phase_exit"] is None
+    assert large["phase_exit"]["step"] in (14, 16, 18) and large["phase_exit"]["eta_k_emp"] > 1
+    small_max = max(f["metrics"]["eta_k_emp"] for f in frames_of(api, small_id)[1:])
+    assert small_max < 0.5
+
+
+def test_betti_curve_at_another_scale_and_standardised(live_stack):
+    api = live_stack["api_url"]
+    run_id = post_run(api, preset="figure-eight", epochs=1, snapshot_every=14, sharpness_every=0)
+    wait_status(api, run_id, ("finished",))
+    wait_for(lambda: len(frames_of(api, run_id)) == 3, 60, what="frames")
+    raw = requests.get(f"{api}/api/runs/{run_id}/betti", timeout=10).json()
+    std = requests.get(f"{api}/api/runs/{run_id}/betti", params={"standardised": "true"}, timeout=10).json()
+    assert raw["steps"] == [0, 14, 28]
+    # The pitfall of the paper's scale: the 0.2-wide figure eight's loops are filled in raw coordinates.
+    assert raw["betti"][0] == [1, 0] and std["betti"][0] == [1, 2]
+    assert "standardised" in std["scale_rule"]
+    fine = requests.get(f"{api}/api/runs/{run_id}/betti", params={"scale": 0.02}, timeout=10).json()
+    assert fine["betti"][0][1] >= 2
+    assert requests.get(f"{api}/api/runs/{run_id}/betti", params={"scale": 0}, timeout=10).status_code == 422
+    knn = requests.get(f"{api}/api/runs/{run_id}/neighbourhood", params={"k": 5}, timeout=10).json()
+    assert knn["steps"] == [0, 14, 28] and knn["mean"][0] == 1.0 and knn["mean"][2] < 1.0
+    one = requests.get(f"{api}/api/runs/{run_id}/neighbourhood", params={"k": 5, "step": 28}, timeout=10).json()
+    assert len(one["per_neuron"]) == 1024 and abs(np.mean(one["per_neuron"]) - knn["mean"][2]) < 1e-3
