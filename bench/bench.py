@@ -4,7 +4,7 @@
    (embedded) Redis; runs alternate so both see the same machine state.
 2. analysis milliseconds per frame, after the one-time warm-up, for figure-eight (1024 x 2) and digits
    (256 x 74, PCA and UMAP) frames taken from real training snapshots.
-3. /api/health latency while an analyser is busy with digits frames.
+3. /api/health latency, idle and while an analyser is busy with digits frames.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def timed_train(config_overrides: dict, sink: object) -> tuple[float, int]:
 
 def bench_publishing(client: redis.Redis, epochs: int, repeats: int) -> None:
     plain, published = [], []
+    timed_train({"epochs": 1, "snapshot_every": 1}, NullSink())  # warm-up: allocator, data, thread pool
     for i in range(repeats):
         seconds, steps = timed_train({"epochs": epochs, "snapshot_every": 10**9}, NullSink())
         plain.append(steps / seconds)
@@ -89,12 +90,57 @@ def bench_analysis(preset: str, overrides: dict, frames: int) -> list[float]:
     return times[1:]  # the first frame has no predecessor and initialises UMAP from scratch
 
 
+def bench_health_latency() -> None:
+    """/api/health latency idle vs while the analyser chews digits frames (analysis runs in its own process)."""
+    import signal
+    import subprocess
+
+    import requests
+
+    from topowatch.redis_server import free_port
+
+    with tempfile.TemporaryDirectory() as state:
+        api_port, ui_port = free_port(), free_port()
+        env = dict(os.environ) | {"TOPOWATCH_STATE_DIR": state}
+        env.pop("REDIS_URL", None)
+        up = subprocess.Popen([sys.executable, "-m", "topowatch.cli", "up", "--api-port", str(api_port),
+                               "--ui-port", str(ui_port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              cwd=ROOT, text=True)
+        try:
+            for line in up.stdout:
+                if "ready" in line:
+                    break
+            api = f"http://127.0.0.1:{api_port}"
+
+            def sample(n: int) -> list[float]:
+                out = []
+                for _ in range(n):
+                    started = time.perf_counter()
+                    requests.get(f"{api}/api/health", timeout=5).raise_for_status()
+                    out.append(1000 * (time.perf_counter() - started))
+                    time.sleep(0.02)
+                return out
+
+            idle = sample(50)
+            requests.post(f"{api}/api/runs", json={"preset": "digits", "epochs": 3, "snapshot_every": 1},
+                          timeout=5).raise_for_status()
+            time.sleep(3)  # let snapshots pile up so the analyser is busy
+            busy = sample(100)
+        finally:
+            up.send_signal(signal.SIGINT)
+            up.wait(60)
+    for name, values in (("idle", idle), ("analysing", busy)):
+        values.sort()
+        print(f"/api/health {name:9s}: median {statistics.median(values):5.1f} ms, "
+              f"p99 {values[int(0.99 * (len(values) - 1))]:5.1f} ms")
+
+
 def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores\n")
     with tempfile.TemporaryDirectory() as tmp:
         server = start_embedded_redis(Path(tmp))
         try:
-            bench_publishing(redis.Redis.from_url(server.url), epochs=5, repeats=3)
+            bench_publishing(redis.Redis.from_url(server.url), epochs=10, repeats=5)
         finally:
             server.stop()
     print()
@@ -107,6 +153,8 @@ def main() -> None:
           f"max {max(fig8):6.1f} ms  (target <= 50 ms)")
     print(f"analysis per frame, digits 256 x 74:       median {statistics.median(digits):6.1f} ms, "
           f"max {max(digits):6.1f} ms  (target <= 300 ms)")
+    print()
+    bench_health_latency()
 
 
 if __name__ == "__main__":
