@@ -26,6 +26,7 @@ class Reference:
     neurons: np.ndarray
     basis: embedding.PcaBasis
     hue: np.ndarray  # (N,) in [0, 1): each neuron's colour, fixed by its step-0 position
+    merge_tol: float  # closer than this counts as merged: 1% of the step-0 neighbour spacing
 
     @staticmethod
     def from_step0(neurons: np.ndarray) -> Reference:
@@ -35,7 +36,7 @@ class Reference:
         if plane.shape[1] < 2:
             plane = np.column_stack([plane[:, 0], np.zeros(len(points))])
         hue = (np.arctan2(plane[:, 1], plane[:, 0]) / (2 * math.pi)) % 1.0
-        return Reference(neurons=points, basis=basis, hue=hue)
+        return Reference(neurons=points, basis=basis, hue=hue, merge_tol=distortion.default_merge_tol(points))
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def analyse(
     metrics["signature_space"] = topology_signature_space(dim)
     metrics["diameter"] = diam
 
-    merge_tol = distortion.default_merge_tol(points)
+    merge_tol = reference.merge_tol
     metrics["merged_clusters"] = n - distortion.merge_clusters(points, merge_tol)
     metrics["duplicates"] = distortion.duplicate_count(points)
     knn = distortion.knn_preservation(reference.neurons, points, k=KNN_K)

@@ -20,7 +20,9 @@ from backend.topology import diameter
 
 # Every pair for up to 2048 neurons (2048 * 2047 / 2 = 2,096,128 pairs).
 DEFAULT_MAX_PAIRS = 2_100_000
-MERGE_TOL_FRACTION = 1e-3  # merge tolerance relative to the cloud's diameter
+# Merge tolerance relative to the typical neighbour spacing: a fraction of the diameter would count
+# hundreds of "merged" pairs in any randomly sampled 1024-point curve at step 0.
+MERGE_TOL_FRACTION = 1e-2
 _CHUNK = 1 << 15  # sampled pairs per block: keeps the gathered temporaries in cache
 # Wider neurons: squared distances from BLAS Gram products, ~10x faster than per-pair loops
 # (1024 x 794: ~0.1 s instead of ~0.5-0.7 s). The Gram form loses precision for close pairs
@@ -241,8 +243,13 @@ def duplicate_count(points: np.ndarray) -> int:
 
 
 def default_merge_tol(points: np.ndarray) -> float:
-    """Merge tolerance relative to the cloud's scale: MERGE_TOL_FRACTION x diameter."""
-    return MERGE_TOL_FRACTION * diameter(points)
+    """Merge tolerance relative to the cloud's scale: MERGE_TOL_FRACTION x the median nearest-neighbour distance
+    among distinct points (0 when there are fewer than two)."""
+    distinct = np.unique(np.asarray(points, dtype=np.float64), axis=0)
+    if len(distinct) < 2:
+        return 0.0
+    nearest, _ = cKDTree(distinct).query(distinct, k=2)
+    return MERGE_TOL_FRACTION * float(np.median(nearest[:, 1]))
 
 
 def knn_preservation(reference: np.ndarray, current: np.ndarray, k: int = 10) -> np.ndarray:

@@ -108,7 +108,7 @@ def test_a_step_that_merges_two_points_counts_one_merge() -> None:
     after = before.copy()
     after[1] = [0.0, 1e-6]  # neuron 1 lands on neuron 0
     tol = default_merge_tol(before)
-    assert tol == pytest.approx(9e-3)
+    assert tol == pytest.approx(1e-2)  # 1% of the neighbour spacing 1.0
     assert merge_clusters(before, tol) == 10 and merge_clusters(after, tol) == 9
     assert merges(before, after, tol) == 1
     assert merges(after, before, tol) == 0  # splitting is not a merge
