@@ -131,7 +131,7 @@ def create_app(settings: Settings, redis_url: str, record_events: bool = True) -
     ) -> dict[str, Any]:
         if include == "full":
             return {"run_id": run_id, "frames": service.frame_range(store(), run_id, start, end, limit)}
-        return {"run_id": run_id, "frames": service.frame_index(store(), run_id)}
+        return {"run_id": run_id, "frames": service.frame_index(store(), run_id, start, end)}
 
     @app.get("/api/runs/{run_id}/frames/{step}")
     def frame(run_id: str, step: int) -> dict[str, Any]:

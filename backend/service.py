@@ -100,9 +100,9 @@ def phase_exit(index: list[dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
-def frame_index(store: Store, run_id: str) -> list[dict[str, Any]]:
+def frame_index(store: Store, run_id: str, start: int = 0, end: int = 2**62) -> list[dict[str, Any]]:
     get_run(store, run_id)
-    return store.frame_index(run_id)
+    return store.frame_index(run_id, start, end)
 
 
 def frame(store: Store, run_id: str, step: int) -> dict[str, Any]:

@@ -207,9 +207,10 @@ class Store:
             metrics = json.loads(row["metrics"]) | updates
             db.execute("UPDATE frames SET metrics = ? WHERE run_id = ? AND step = ?", (json.dumps(metrics), run_id, step))
 
-    def frame_index(self, run_id: str) -> list[dict[str, Any]]:
+    def frame_index(self, run_id: str, start: int = 0, end: int = 2**62) -> list[dict[str, Any]]:
         rows = self._db.execute(
-            "SELECT step, epoch, metrics FROM frames WHERE run_id = ? ORDER BY step", (run_id,)
+            "SELECT step, epoch, metrics FROM frames WHERE run_id = ? AND step BETWEEN ? AND ? ORDER BY step",
+            (run_id, start, end),
         ).fetchall()
         return [{"step": r["step"], "epoch": r["epoch"], "metrics": json.loads(r["metrics"])} for r in rows]
 

@@ -1,0 +1,330 @@
+/* topowatch dashboard — metric curves (run page and compare overlays).
+ * The traces of a panel are built once per index version; moving the cursor only swaps one shape.
+ */
+(function () {
+  'use strict';
+  const TW = (window.topowatch = window.topowatch || {});
+  TW.curveCache = new Map();
+
+  const RUN_CURVES = ['loss', 'eta', 'sharpness', 'betti', 'bottleneck', 'ratio', 'kemp', 'knn', 'merges', 'accuracy'];
+  const CMP_CURVES = ['loss', 'eta', 'betti', 'bottleneck', 'knn', 'kemp', 'accuracy'];
+  TW.RUN_CURVES = RUN_CURVES;
+  TW.CMP_CURVES = CMP_CURVES;
+
+  const C = { train: '#5b6cff', test: '#ef553b', sharp: '#00a37a', ref1: '#e5484d', ref2: '#f5a524', b0: '#4c78ff', b1: '#ff8c3a', b2: '#22b573', topo: '#e5484d' };
+
+  function lrSeries(S, run) {
+    const cfgLr = run && run.config ? run.config.lr : null;
+    const lr = S.m.lr || [];
+    return S.step.map((_, i) => (lr[i] !== null && lr[i] !== undefined ? lr[i] : cfgLr));
+  }
+
+  function nonEmpty(S, keys) { return keys.some((k) => S.any(k)); }
+
+  // One panel of the run page: {data, layout-extras, empty?}.
+  function runPanel(name, S, run, o) {
+    const t = TW.theme();
+    const x = S.step;
+    const cfg = (run && run.config) || {};
+    const lrs = lrSeries(S, run);
+    const kind = S.last('sharpness_kind');
+    const pre = kind === 'preconditioned';
+    const shapes = [], ann = [];
+    let data = [], title = '', sub = '', yaxis = {}, keys = [];
+    switch (name) {
+      case 'loss':
+        keys = ['train_loss', 'test_loss'];
+        title = 'Loss';
+        sub = o.log ? 'log scale' : '';
+        data = [TW.line(x, S.m.train_loss, 'train', C.train), TW.line(x, S.m.test_loss, 'test', C.test, { line: { color: C.test, width: 1.8, dash: 'dot' } })];
+        yaxis = { type: o.log ? 'log' : 'linear', title: { text: 'loss' } };
+        break;
+      case 'accuracy':
+        keys = ['accuracy'];
+        title = 'Test accuracy';
+        data = [TW.line(x, S.m.accuracy, 'accuracy', C.train)];
+        yaxis = { range: [0, 1.02], tickformat: '.0%' };
+        break;
+      case 'sharpness': {
+        keys = ['sharpness'];
+        title = pre ? 'Preconditioned sharpness λmax' : 'Sharpness λmax';
+        sub = pre ? 'of the preconditioned Hessian (Adam)' : 'top Hessian eigenvalue';
+        data = [
+          TW.line(x, S.m.sharpness, pre ? 'λmax (preconditioned)' : 'λmax', C.sharp, { mode: 'lines+markers', marker: { size: 4 } }),
+          TW.line(x, lrs.map((l) => (l ? 2 / l : null)), '2/η (EoS)', C.ref2, { line: { color: C.ref2, width: 1.2, dash: 'dash' } }),
+          TW.line(x, lrs.map((l) => (l ? 1 / l : null)), '1/η (η*)', C.ref1, { line: { color: C.ref1, width: 1.2, dash: 'dot' } }),
+        ];
+        yaxis = { title: { text: 'λmax' }, rangemode: 'tozero' };
+        break;
+      }
+      case 'eta':
+        keys = ['eta_sharpness'];
+        title = 'η · λmax';
+        sub = pre ? 'preconditioned' : '';
+        data = [TW.line(x, S.m.eta_sharpness, 'η·λmax', C.sharp, { mode: 'lines+markers', marker: { size: 4 } })];
+        shapes.push(TW.hline(1, C.ref1, 'dot'), TW.hline(2, C.ref2, 'dash'));
+        ann.push(TW.hlabel(1, 'η* : ηλ = 1', C.ref1), TW.hlabel(2, 'EoS : ηλ = 2', C.ref2));
+        yaxis = { rangemode: 'tozero' };
+        break;
+      case 'ratio': {
+        keys = ['ratio_min', 'ratio_max'];
+        title = 'Pairwise distance ratio';
+        sub = 'min / max of |xᵢ′−xⱼ′| / |xᵢ−xⱼ|' + (S.last('pairs') ? ' · ' + S.last('pairs') + ' pairs' : '');
+        if (o.band && S.any('eta_sharpness')) {
+          const e = S.m.eta_sharpness;
+          data.push(TW.line(x, e.map((v) => (v === null ? null : 1 - v)), '1 − ηλ', 'rgba(0,0,0,0)', { line: { width: 0 }, hoverinfo: 'skip', showlegend: false }));
+          data.push(TW.line(x, e.map((v) => (v === null ? null : 1 + v)), '1 ± ηλ', 'rgba(0,0,0,0)', { line: { width: 0 }, fill: 'tonexty', fillcolor: t.dark ? 'rgba(245,165,36,0.14)' : 'rgba(245,165,36,0.18)', hoverinfo: 'skip' }));
+        }
+        data.push(TW.line(x, S.m.ratio_min, 'min', C.b0), TW.line(x, S.m.ratio_max, 'max', C.b1));
+        shapes.push(TW.hline(1, t.muted, 'dot'));
+        break;
+      }
+      case 'kemp': {
+        keys = ['k_emp'];
+        title = 'Empirical K';
+        const i = S.step.length - 1;
+        const es = S.at('eta_star_emp', i);
+        const lr = lrs[Math.max(0, Math.min(i, lrs.length - 1))];
+        sub = 'latest η*emp = 1/K_emp = ' + TW.fmtNum(es) + ' vs η = ' + TW.fmtNum(lr);
+        data = [TW.line(x, S.m.k_emp, 'K_emp = max sᵢⱼ / η', C.sharp),
+          TW.line(x, lrs.map((l) => (l ? 1 / l : null)), '1/η', C.ref1, { line: { color: C.ref1, width: 1.2, dash: 'dot' } })];
+        yaxis = { rangemode: 'tozero' };
+        break;
+      }
+      case 'betti': {
+        const pers = o.betti === 'persistent';
+        const ks = pers ? ['pb0', 'pb1', 'pb2'] : ['b0', 'b1', 'b2'];
+        keys = ks;
+        title = pers ? 'Persistent features' : 'Betti numbers';
+        sub = pers ? 'bars longer than 0.1 × diameter' : 'at scale 0.25 × diameter';
+        data = ks.filter((k) => S.any(k)).map((k, j) => TW.line(x, S.m[k], (pers ? 'β' : 'b') + k.slice(-1), [C.b0, C.b1, C.b2][Number(k.slice(-1))], { line: { shape: 'hv', width: 2, color: [C.b0, C.b1, C.b2][Number(k.slice(-1))] } }));
+        yaxis = { rangemode: 'tozero', dtick: 1, tickformat: 'd' };
+        break;
+      }
+      case 'bottleneck':
+        keys = ['bottleneck'];
+        title = 'Topology change';
+        sub = 'bottleneck distance to the previous frame';
+        data = [TW.line(x, S.m.bottleneck, 'bottleneck', C.topo, { line: { color: C.topo, width: 1.6 }, fill: 'tozeroy', fillcolor: 'rgba(229,72,77,0.10)' })];
+        yaxis = { rangemode: 'tozero' };
+        break;
+      case 'knn':
+        keys = ['knn_mean'];
+        title = 'Neighbourhood preservation';
+        sub = 'mean share of step-0 kNN kept';
+        data = [TW.line(x, S.m.knn_mean, 'kNN kept', C.b0)];
+        yaxis = { range: [0, 1.03] };
+        break;
+      case 'merges':
+        keys = ['merges', 'merged_clusters', 'duplicates'];
+        title = 'Merges';
+        sub = 'pairs / clusters closer than tolerance';
+        data = [TW.line(x, S.m.merges, 'merged pairs', C.b1, { line: { shape: 'hv', color: C.b1, width: 1.8 } }),
+          TW.line(x, S.m.merged_clusters, 'clusters', C.b0, { line: { shape: 'hv', color: C.b0, width: 1.8 } }),
+          TW.line(x, S.m.duplicates, 'exact duplicates', C.ref1, { line: { shape: 'hv', color: C.ref1, width: 1.2, dash: 'dot' } })];
+        yaxis = { rangemode: 'tozero' };
+        break;
+      default:
+        break;
+    }
+    return { data: data, title: title, sub: sub, yaxis: yaxis, shapes: shapes, ann: ann, empty: !nonEmpty(S, keys) };
+  }
+
+  function panelLayout(p, o) {
+    const t = TW.theme();
+    const layout = TW.baseLayout(o.height, {
+      title: TW.titleText(p.title, p.sub),
+      margin: { l: 52, r: 14, t: 40, b: 34 },
+      hovermode: 'x unified',
+      xaxis: TW.axis({ type: 'linear', title: { text: o.xTitle, font: { size: 10.5, color: t.muted } }, range: o.xRange, zeroline: false, tickformat: o.xFormat }),
+      yaxis: TW.axis(Object.assign({ type: 'linear', zeroline: false, exponentformat: p.yaxis.type === 'log' ? 'power' : 'e' }, p.yaxis, { title: { text: (p.yaxis.title && p.yaxis.title.text) || '', font: { size: 10.5, color: t.muted } } })),
+      shapes: p.shapes.slice(),
+      annotations: p.ann.slice(),
+      uirevision: o.uirev,
+      legend: { orientation: 'h', x: 1, xanchor: 'right', y: 1.0, yanchor: 'bottom', bgcolor: 'rgba(0,0,0,0)', font: { size: 10 } },
+    });
+    (o.topo || []).forEach((m) => {
+      const tm = TW.topoMarker(m.x, m.color, m.label);
+      layout.shapes.push(tm.shape);
+      layout.annotations.push(tm.ann);
+    });
+    if (p.empty) {
+      layout.annotations.push({ text: o.emptyText || 'no data yet', x: 0.5, y: 0.5, xref: 'paper', yref: 'paper', showarrow: false, font: { size: 12, color: t.muted } });
+    }
+    return layout;
+  }
+
+  // ------------------------------------------------------------------ the cursor: a DOM overlay
+  // Moving the cursor must not re-plot ten graphs: each curve graph gets one absolutely positioned
+  // line, placed from the graph's own x axis (and re-placed after every re-plot / zoom).
+  TW.cursorX = null;
+  // Returns false when the graph is not plotted yet (the caller retries).
+  function placeCursor(holder) {
+    const gd = holder.querySelector('.js-plotly-plot');
+    if (!gd) return false;
+    if (!gd.__twCursorHooked && typeof gd.on === 'function') {
+      gd.__twCursorHooked = true;
+      gd.on('plotly_afterplot', () => placeCursor(holder));
+      gd.on('plotly_relayout', () => placeCursor(holder));
+    }
+    let line = holder.querySelector('.tw-cursor');
+    if (!line) {
+      line = document.createElement('div');
+      line.className = 'tw-cursor';
+      holder.appendChild(line);
+    }
+    const fl = gd._fullLayout;
+    const xa = fl && fl.xaxis, ya = fl && fl.yaxis;
+    if (!xa || !ya || !xa.range || typeof xa.l2p !== 'function') { line.style.display = 'none'; return false; }
+    const x = TW.cursorX;
+    line.setAttribute('data-x', x === null || x === undefined ? '' : String(x));
+    const lo = Math.min(xa.range[0], xa.range[1]), hi = Math.max(xa.range[0], xa.range[1]);
+    if (x === null || x === undefined || !(x >= lo && x <= hi)) { line.style.display = 'none'; return gd.__twCursorHooked; }
+    line.style.display = 'block';
+    line.style.left = (xa._offset + xa.l2p(x)) + 'px';
+    line.style.top = ya._offset + 'px';
+    line.style.height = ya._length + 'px';
+    return !!gd.__twCursorHooked;
+  }
+
+  TW.placeCursors = function (x, graphIds, attempt) {
+    TW.cursorX = x;
+    let pending = false;
+    graphIds.forEach((id) => {
+      const holder = document.getElementById(id);
+      if (!holder) return;
+      if (getComputedStyle(holder).position === 'static') holder.style.position = 'relative';
+      if (!placeCursor(holder)) pending = true;
+    });
+    // graphs not plotted yet: try again shortly (after that their afterplot hook keeps the cursor in place)
+    attempt = attempt || 0;
+    if (pending && attempt < 40) {
+      clearTimeout(TW._cursorRetry);
+      TW._cursorRetry = setTimeout(() => TW.placeCursors(TW.cursorX, graphIds, attempt + 1), 250);
+    }
+  };
+
+  // ------------------------------------------------------------------ run page
+  TW.runCurveFigures = function (c, run, o) {
+    const t = TW.theme();
+    const S = TW.series(c);
+    const total = Math.max((run && run.total_steps) || 0, S.step.length ? S.step[S.step.length - 1] : 0, 1);
+    const ftc = run ? run.first_topology_change : null;
+    const sharpOff = run && run.config && run.config.sharpness_every === 0;
+    const figs = [], styles = [];
+    RUN_CURVES.forEach((name) => {
+      const key = [c.id, name, S.version, o.log, o.band, o.betti, total, ftc, t.dark].join('|');
+      const slot = 'run|' + c.id + '|' + name;
+      let base = TW.curveCache.get(slot);
+      if (!base || base.key !== key) {
+        const p = runPanel(name, S, run, o);
+        const layout = panelLayout(p, {
+          height: TW.H.curve, xTitle: 'step', xRange: [0, total], uirev: c.id + '|' + name + '|' + (name === 'loss' ? o.log : ''),
+          topo: ftc !== null && ftc !== undefined ? [{ x: ftc, color: C.topo, label: 'first topology change' }] : [],
+          emptyText: S.step.length ? 'not computed for this run' : 'no frames yet',
+        });
+        base = { key: key, data: p.data, layout: layout, empty: p.empty };
+        TW.curveCache.set(slot, base);
+      }
+      // re-plot only when this graph does not show this version yet
+      figs.push(TW.claim('curve-' + name, key) ? { data: base.data, layout: base.layout } : window.dash_clientside.no_update);
+      let show = true;
+      if ((name === 'sharpness' || name === 'eta') && sharpOff) show = false;
+      if (name === 'accuracy' && base.empty) show = false;
+      styles.push(show ? {} : { display: 'none' });
+    });
+    return { figs: figs, styles: styles };
+  };
+
+  // Values at the cursor, as one line of text above the curves.
+  TW.readout = function (c, step) {
+    const i = c.pos.get(step);
+    if (i === undefined) return '';
+    const S = TW.series(c);
+    const v = (k) => S.at(k, i);
+    const parts = ['step ' + step];
+    const f = (label, k, d) => { const x = v(k); if (x !== null && x !== undefined) parts.push(label + ' ' + TW.fmtNum(x, d)); };
+    f('train', 'train_loss'); f('test', 'test_loss'); f('acc', 'accuracy', 3);
+    f('λmax', 'sharpness'); f('ηλ', 'eta_sharpness', 3);
+    const b = ['b0', 'b1', 'b2'].filter((k) => v(k) !== null).map((k) => v(k));
+    if (b.length) parts.push('Betti ' + b.join('/'));
+    f('bottleneck', 'bottleneck', 3); f('ratio min', 'ratio_min', 3); f('max', 'ratio_max', 3);
+    f('K_emp', 'k_emp'); f('η*emp', 'eta_star_emp'); f('η', 'lr');
+    f('kNN', 'knn_mean', 3); f('merges', 'merges');
+    return parts.join(' · ');
+  };
+
+  // ------------------------------------------------------------------ compare page (overlays)
+  const CMP = {
+    loss: { title: 'Loss', sub: 'train (solid) · test (dotted) · log scale', series: [['train_loss', 'solid'], ['test_loss', 'dot']], yaxis: { type: 'log' } },
+    eta: { title: 'η · λmax', sub: 'lines at 1 (η*) and 2 (EoS)', series: [['eta_sharpness', 'solid']], ref: [1, 2] },
+    betti: { title: 'Betti numbers', sub: 'b0 (solid) · b1 (dash) at 0.25 × diameter', series: [['b0', 'solid'], ['b1', 'dash']], shape: 'hv' },
+    bottleneck: { title: 'Topology change', sub: 'bottleneck distance to previous frame', series: [['bottleneck', 'solid']] },
+    knn: { title: 'Neighbourhood preservation', sub: 'mean share of step-0 kNN kept', series: [['knn_mean', 'solid']], yaxis: { range: [0, 1.03] } },
+    kemp: { title: 'Empirical K', sub: 'K_emp (solid) vs 1/η (dotted)', series: [['k_emp', 'solid']], invLr: true },
+    accuracy: { title: 'Test accuracy', sub: '', series: [['accuracy', 'solid']], yaxis: { range: [0, 1.02], tickformat: '.0%' } },
+  };
+
+  TW.cmpReadout = function (meta, pos) {
+    return meta.runs.map((id, k) => {
+      const c = TW.cache(id);
+      const step = TW.stepAt(c, meta, pos);
+      if (step === null || step === undefined) return null;
+      const text = TW.readout(c, step);
+      return text ? id.slice(0, 8) + ': ' + text : null;
+    }).filter(Boolean).join('\n');
+  };
+
+  TW.cmpCurveFigures = function (meta) {
+    const t = TW.theme();
+    const frac = meta.align === 'fraction';
+    const figs = [], styles = [];
+    const caches = meta.runs.map((id) => TW.cache(id));
+    const vkey = caches.map((c) => c.version + ':' + (c.run ? c.run.total_steps + ':' + c.run.first_topology_change : '')).join(',');
+    let maxX = 1;
+    if (!frac) caches.forEach((c) => { maxX = Math.max(maxX, (c.run && c.run.total_steps) || 0, c.steps.length ? c.steps[c.steps.length - 1] : 0); });
+    CMP_CURVES.forEach((name) => {
+      const spec = CMP[name];
+      const key = [name, vkey, frac, t.dark].join('|');
+      const slot = 'cmp|' + meta.runs.join(',') + '|' + name;
+      let base = TW.curveCache.get(slot);
+      if (!base || base.key !== key) {
+        const data = [], topo = [];
+        let anyData = false;
+        caches.forEach((c, k) => {
+          const S = TW.series(c);
+          const color = TW.RUN_COLORS[k % TW.RUN_COLORS.length];
+          const T = (c.run && c.run.total_steps) || 0;
+          const x = frac ? S.step.map((s) => (T ? s / T : null)) : S.step;
+          const lrLabel = c.run && c.run.config ? ' · lr ' + TW.fmtNum(c.run.config.lr) : '';
+          spec.series.forEach(([m, dash], j) => {
+            if (!S.any(m)) return;
+            anyData = true;
+            data.push(TW.line(x, S.m[m], c.id.slice(0, 8) + lrLabel, color,
+              { line: { color: color, width: j ? 1.4 : 1.9, dash: dash, shape: spec.shape || 'linear' }, legendgroup: c.id, showlegend: j === 0 }));
+          });
+          if (spec.invLr && c.run && c.run.config && c.run.config.lr) {
+            data.push(TW.line(x.length ? [frac ? 0 : 0, frac ? 1 : maxX] : [], x.length ? [1 / c.run.config.lr, 1 / c.run.config.lr] : [], '1/η' + lrLabel, color,
+              { line: { color: color, width: 1, dash: 'dot' }, legendgroup: c.id, showlegend: false, hoverinfo: 'skip' }));
+          }
+          const ftc = c.run ? c.run.first_topology_change : null;
+          if (ftc !== null && ftc !== undefined && (!frac || T)) topo.push({ x: frac ? ftc / T : ftc, color: color, label: 'topology change' });
+        });
+        const shapes = [], ann = [];
+        (spec.ref || []).forEach((y, j) => { shapes.push(TW.hline(y, j ? '#f5a524' : '#e5484d', j ? 'dash' : 'dot')); ann.push(TW.hlabel(y, j ? 'EoS' : 'η*', j ? '#f5a524' : '#e5484d')); });
+        const p = { data: data, title: spec.title, sub: spec.sub, yaxis: Object.assign({ rangemode: 'tozero' }, spec.yaxis || {}), shapes: shapes, ann: ann, empty: !anyData };
+        if (spec.yaxis && spec.yaxis.type === 'log') delete p.yaxis.rangemode;
+        const layout = panelLayout(p, {
+          height: TW.H.cmpCurve, xTitle: frac ? 'fraction of training' : 'step', xRange: [0, frac ? 1 : maxX],
+          xFormat: frac ? '.0%' : undefined, uirev: 'cmp|' + name + '|' + frac, topo: topo, emptyText: 'no data yet',
+        });
+        base = { key: key, data: data, layout: layout, empty: !anyData };
+        TW.curveCache.set(slot, base);
+      }
+      figs.push(TW.claim('cmp-curve-' + name, key) ? { data: base.data, layout: base.layout } : window.dash_clientside.no_update);
+      const sharpOff = caches.every((c) => c.run && c.run.config && c.run.config.sharpness_every === 0);
+      styles.push((name === 'accuracy' && base.empty) || (name === 'eta' && sharpOff) ? { display: 'none' } : {});
+    });
+    return { figs: figs, styles: styles };
+  };
+})();

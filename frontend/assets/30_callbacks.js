@@ -1,0 +1,490 @@
+/* topowatch dashboard — clientside callbacks (namespace "topowatch").
+ * None of these call the Dash server; they read the JS cache (10_core.js) and draw (20_figures.js).
+ */
+(function () {
+  'use strict';
+  const TW = (window.topowatch = window.topowatch || {});
+  const dc = (window.dash_clientside = window.dash_clientside || {});
+  const NU = () => dc.no_update;
+  const STOP = () => dc.PreventUpdate;
+
+  function triggered() {
+    const ctx = dc.callback_context;
+    // dict ids ({"page":..,"type":..}) are reported as JSON: use their type
+    return new Set(((ctx && ctx.triggered) || []).map((t) => {
+      const pid = String(t.prop_id);
+      const id = pid.slice(0, pid.lastIndexOf('.'));
+      if (id.charAt(0) === '{') { try { return JSON.parse(id).type; } catch (e) { return id; } }
+      return id;
+    }));
+  }
+
+  const H = { cloud: 560, bar: 300, diag: 290, curve: 250, cmpCloud: 400, cmpBar: 250, cmpCurve: 260 };
+  TW.H = H;
+  const STATUS_TEXT = { queued: 'queued', running: 'running', finished: 'finished', diverged: 'diverged', failed: 'failed', stopped: 'stopped', 'not-found': 'not found' };
+
+  // ------------------------------------------------------------------ URL state of the page
+  TW.setQuery = function (path, patch) {
+    if (!TW.q || TW.q.path !== path) {
+      const params = {};
+      if (window.location.pathname === path) new URLSearchParams(window.location.search).forEach((v, k) => { params[k] = v; });
+      TW.q = { path: path, params: params };
+    }
+    Object.assign(TW.q.params, patch);
+    TW.writeQuery(path, TW.q.params);
+  };
+  function pagePath(meta) {
+    return meta.kind === 'run' ? '/runs/' + meta.run_id : '/compare';
+  }
+
+  // ------------------------------------------------------------------ positions of the timeline
+  TW.positions = function (meta) {
+    if (meta.kind === 'run') return TW.cache(meta.run_id).steps;
+    const align = meta.align === 'fraction' ? 'fraction' : 'step';
+    const key = align + '|' + meta.runs.map((id) => {
+      const c = TW.cache(id);
+      return id + ':' + c.version + ':' + (c.run ? c.run.total_steps : '');
+    }).join(',');
+    if (TW._posKey === key) return TW._pos;
+    const vals = [];
+    meta.runs.forEach((id) => {
+      const c = TW.cache(id);
+      if (align === 'fraction') {
+        const T = c.run && c.run.total_steps;
+        if (T > 0) c.steps.forEach((s) => vals.push(Math.round((s / T) * 1e6) / 1e6));
+      } else {
+        c.steps.forEach((s) => vals.push(s));
+      }
+    });
+    vals.sort((a, b) => a - b);
+    const out = vals.filter((v, i) => i === 0 || v !== vals[i - 1]);
+    TW._posKey = key;
+    TW._pos = out;
+    return out;
+  };
+
+  // The step of run `c` that is shown at timeline position `pos` (latest frame at or before it).
+  TW.stepAt = function (c, meta, pos) {
+    if (!c.steps.length || pos === null || pos === undefined) return null;
+    let x = pos;
+    if (meta.kind === 'compare' && meta.align === 'fraction') {
+      const T = c.run && c.run.total_steps;
+      if (!(T > 0)) return null;
+      x = pos * T;
+    }
+    const k = TW.bisectRight(c.steps, x + 1e-6);
+    return c.steps[Math.max(0, k - 1)];
+  };
+
+  // Skip redrawing a graph that already shows `key` (the marker lives on the graph's DOM node, so a
+  // re-mounted page always draws afresh).
+  TW.claim = function (id, key) {
+    const domId = typeof id === 'string' ? id : JSON.stringify(Object.keys(id).sort().reduce((o, k) => { o[k] = id[k]; return o; }, {}));
+    const el = document.getElementById(domId);
+    if (!el) return true;
+    if (el.__twKey === key) return false;
+    el.__twKey = key;
+    return true;
+  };
+
+  function runIds(meta) { return meta.kind === 'run' ? [meta.run_id] : meta.runs; }
+
+  function positionReady(meta, pos, dir) {
+    let ok = true;
+    runIds(meta).forEach((id) => {
+      const c = TW.cache(id);
+      const s = meta.kind === 'run' ? pos : TW.stepAt(c, meta, pos);
+      if (s === null) return;
+      if (!TW.want(id, s, dir)) ok = false;
+    });
+    return ok;
+  }
+
+  function anyActive(meta) {
+    return runIds(meta).some((id) => { const c = TW.cache(id); return !c.notFound && (!c.run || !TW.isTerminal(c.run)); });
+  }
+
+  function marksFor(pos, meta) {
+    const n = pos.length;
+    const marks = {};
+    if (!n) return marks;
+    const k = Math.min(n, 6);
+    const frac = meta.kind === 'compare' && meta.align === 'fraction';
+    for (let j = 0; j < k; j++) {
+      const i = k === 1 ? 0 : Math.round((j * (n - 1)) / (k - 1));
+      marks[i] = frac ? Math.round(pos[i] * 100) + '%' : TW.fmtStep(pos[i]);
+    }
+    return marks;
+  }
+
+  function fmtPos(meta, p) {
+    if (meta.kind === 'compare' && meta.align === 'fraction') return (Math.round(p * 1000) / 10).toFixed(1) + '%';
+    return String(p);
+  }
+
+  // ------------------------------------------------------------------ namespace
+  dc.topowatch = Object.assign(dc.topowatch || {}, {
+
+    // API banner (2 s health poll through the same-origin proxy).
+    health: async function () {
+      try {
+        await TW.fetchJSON('/api/health', { timeout: 2500 });
+        TW.apiDown = false;
+        return ['api-banner hidden', 'api-dot ok'];
+      } catch (e) {
+        TW.apiDown = true;
+        return ['api-banner', 'api-dot down'];
+      }
+    },
+
+    // Home: the runs table (rendered by 40_home.js).
+    home_poll: async function () {
+      try {
+        const runs = await TW.fetchJSON('/api/runs', { timeout: 8000 });
+        TW.renderRuns(runs || []);
+      } catch (e) {
+        TW.renderRunsError(e);
+      }
+      return NU();
+    },
+
+    // Run + compare: refresh the run(s) and the frame index; the index itself stays in JS memory.
+    poll: async function (n, metas, versions, runDatas) {
+      const meta = (metas || [])[0];
+      const version = (versions || [])[0];
+      const runData = (runDatas || [])[0];
+      if (!meta || !meta.kind) throw STOP();
+      const ids = runIds(meta);
+      TW.evictExcept(ids);
+      await Promise.all(ids.map((id) => TW.refresh(id).catch(() => false)));
+      const runs = ids.map((id) => {
+        const c = TW.cache(id);
+        if (c.run) return c.run;
+        if (c.notFound) return { id: id, status: 'not-found', error: 'No run with id ' + id, frames: 0 };
+        return null;
+      });
+      const ver = ids.reduce((a, id) => a + TW.cache(id).version, 0) + (meta.align === 'fraction' ? 0.5 : 0);
+      const out = meta.kind === 'run' ? runs[0] : runs;
+      const settled = runs.every((r) => r && (TW.isTerminal(r) || r.status === 'not-found') && TW.cache(r.id).index.length >= (r.frames || 0));
+      const same = JSON.stringify(out) === JSON.stringify(runData);
+      return [[ver === version ? NU() : ver], [same || out === null ? NU() : out], settled ? 5000 : 1000];
+    },
+
+    // The one timeline: slider over analysed positions, play/pause, ±1, Live.
+    timeline: function (vers, metas, sliderVal, prevN, nextN, playTick, liveN, playN, speed, cursors, live, playing, sliderMax) {
+      const meta = (metas || [])[0];
+      const cursor = (cursors || [])[0];
+      if (!meta || !meta.kind) throw STOP();
+      const trig = triggered();
+      const pos = TW.positions(meta);
+      const n = pos.length;
+      const align = meta.kind === 'compare' ? (meta.align || 'step') : 'step';
+      live = !!live;
+      playing = !!playing;
+      let i = null;
+      const fresh = !cursor || cursor.pos === undefined || cursor.pos === null;
+      if (n && !fresh) {
+        if ((cursor.align || 'step') === align) i = TW.nearestIndex(pos, cursor.pos);
+        else i = Math.round((cursor.frac || 0) * (n - 1));
+      }
+      if (n && fresh) {
+        if (meta.init_pos !== null && meta.init_pos !== undefined && !meta.live) { i = TW.nearestIndex(pos, meta.init_pos); live = false; }
+        else { i = n - 1; live = meta.live !== false; }
+      }
+      if (n && !fresh) {
+        if (trig.has('live-toggle') && liveN) { live = !live; if (live) { i = n - 1; playing = false; } }
+        if (trig.has('play-button') && playN) { playing = !playing; if (playing) { live = false; if (i >= n - 1) i = 0; } }
+        if (trig.has('step-prev') && prevN) { i = Math.max(0, i - 1); live = false; playing = false; }
+        if (trig.has('step-next') && nextN) { i = Math.min(n - 1, i + 1); live = false; playing = false; }
+        if (trig.has('timeline-slider') && typeof sliderVal === 'number' && Math.round(sliderVal) !== i) {
+          i = Math.max(0, Math.min(n - 1, Math.round(sliderVal)));
+          live = false;
+          playing = false;
+        }
+        if (trig.has('play-interval') && playing) {
+          if (i < n - 1) {
+            if (positionReady(meta, pos[i + 1], +1)) i += 1;
+            // prefetch a little ahead so playback does not stall
+            if (i + 4 < n) positionReady(meta, pos[i + 4], +1);
+          } else if (!anyActive(meta)) {
+            playing = false;
+          }
+        }
+      }
+      if (live && n) i = n - 1;
+      const liveClass = 'btn live ' + (live ? 'on' : 'off') + (anyActive(meta) ? '' : ' idle');
+      const playLabel = playing ? '❚❚' : '▶';
+      const interval = Math.round(1000 / (speed || 5));
+      if (!n) {
+        return [NU(), 0, {}, [NU()], live, liveClass, playing, !playing, interval, playLabel];
+      }
+      const p = pos[i];
+      const cur = { pos: p, i: i, align: align, frac: n > 1 ? i / (n - 1) : 0, live: live };
+      const same = !fresh && cursor.pos === p && cursor.live === live && (cursor.align || 'step') === align;
+      const marksChanged = sliderMax !== n - 1 || trig.has('tw-meta') || fresh;
+      const path = pagePath(meta);
+      if (meta.kind === 'run') TW.setQuery(path, { step: live ? null : p });
+      else TW.setQuery(path, { runs: meta.runs.join(','), align: align === 'step' ? null : align,
+        step: live || align !== 'step' ? null : p, frac: live || align !== 'fraction' ? null : p });
+      return [i, n - 1, marksChanged ? marksFor(pos, meta) : NU(), [same ? NU() : cur], live, liveClass, playing, !playing,
+        interval, playLabel];
+    },
+
+    // ---------------------------------------------------------------- run page
+    run_status: function (run, projVal) {
+      if (!run) throw STOP();
+      const st = run.status || 'unknown';
+      const badge = STATUS_TEXT[st] || st;
+      let err = '';
+      if (run.error) {
+        const prefix = st === 'failed' ? 'Run failed: ' : st === 'diverged' ? 'Diverged: ' : st === 'not-found' ? '' : 'Error: ';
+        err = prefix + run.error;
+      }
+      const cfg = run.config || {};
+      const title = (run.preset || cfg.preset || 'run') + ' · ' + run.id;
+      const chip = (label, value, cls) => TW.h('Span', { className: 'chip ' + (cls || '') }, [TW.h('Span', { className: 'chip-k' }, label), ' ', TW.h('B', {}, value)]);
+      const facts = [];
+      if (st !== 'not-found') {
+        facts.push(chip('optimizer', String(cfg.optimizer || '–') + (cfg.optimizer === 'momentum' && cfg.momentum ? ' ' + cfg.momentum : '')));
+        facts.push(chip('lr', TW.fmtNum(cfg.lr)));
+        facts.push(chip('width', String(run.width || cfg.width || '–')));
+        facts.push(chip('batch', String(cfg.batch_size || '–')));
+        facts.push(chip('steps', (run.steps_done || 0) + ' / ' + (run.total_steps || '–')));
+        facts.push(chip('frames', String(run.frames || 0) + (run.snapshots > run.frames ? ' (' + run.snapshots + ' snapshots)' : '')));
+        if (run.neuron_dim) facts.push(chip('neurons in', 'ℝ' + String(run.neuron_dim).replace(/\d/g, (ch) => '⁰¹²³⁴⁵⁶⁷⁸⁹'[ch])));
+        if (run.device) facts.push(chip('device', run.device));
+        if (run.first_topology_change !== null && run.first_topology_change !== undefined) facts.push(chip('first topology change', 'step ' + run.first_topology_change, 'chip-warn'));
+        facts.push(chip('started', TW.fmtTime(run.started_at || run.created_at)));
+        if (run.finished_at) facts.push(chip('ended', TW.fmtTime(run.finished_at)));
+      }
+      const d = run.neuron_dim;
+      let projOpts = [{ label: 'raw', value: 'raw' }];
+      if (d && d > 3) projOpts = [{ label: 'PCA', value: 'pca' }, { label: 'UMAP', value: 'umap' }];
+      const values = projOpts.map((o) => o.value);
+      const meta = TW.currentMeta || {};
+      let pv = values.includes(projVal) ? projVal : values.includes(meta.proj) ? meta.proj : values[0];
+      const can3 = d === 3 || (d && d > 3);
+      document.title = run.id + ' · ' + badge + ' · topowatch';
+      return [badge, 'badge badge-' + st, err, !(st === 'queued' || st === 'running'), title, facts, projOpts,
+        pv === projVal ? NU() : pv, [{ label: '3-D', value: '3d', disabled: !can3 }]];
+    },
+
+    run_render: function (cursor, tick, proj, color, dimv, diag, run, meta) {
+      if (!meta || meta.kind !== 'run') throw STOP();
+      TW.currentMeta = meta;
+      const c = TW.cache(meta.run_id);
+      const dim3 = (dimv || []).indexOf('3d') >= 0;
+      const path = pagePath(meta);
+      const defProj = run && run.neuron_dim > 3 ? 'pca' : 'raw';
+      TW.setQuery(path, { proj: proj && proj !== defProj ? proj : null, color: color === 'knn' ? 'knn' : null,
+        dim: dim3 ? 3 : null, diag: diag === 'std' ? 'std' : null });
+      const diagOpts = (f) => [{ label: 'raw coords', value: 'raw' },
+        { label: 'standardised', value: 'std', disabled: !(f && f.diagrams_standardised) }];
+      const n = c.steps.length;
+      if (!run || !n || !cursor) {
+        let msg = 'Loading…', sub = '';
+        const st = run && run.status;
+        if (c.notFound || st === 'not-found') { msg = 'No run with id ' + meta.run_id; sub = 'It may have been deleted, or the link is wrong.'; }
+        else if (st === 'queued') { msg = 'Queued — waiting for a worker'; sub = 'The run starts as soon as a worker picks it up.'; }
+        else if (st === 'running' && !n) { msg = 'No frames yet'; sub = run.snapshots ? run.snapshots + ' snapshot(s) received — analysing…' : 'Waiting for the first snapshot from the worker.'; }
+        else if (st === 'failed') { msg = 'Run failed: ' + (run.error || 'unknown error'); }
+        else if (st === 'diverged' && !n) { msg = 'Run diverged before its first frame'; sub = run.error || ''; }
+        else if (st === 'stopped' && !n) { msg = 'Run stopped before its first frame'; }
+        else if (st === 'finished' && !n) { msg = 'No frames'; sub = 'The run finished without analysed frames.'; }
+        const key = 'empty|' + msg + '|' + sub + '|' + TW.isDark();
+        if (!TW.claim('cloud-graph', key)) throw STOP();
+        c.shown = undefined;
+        return [TW.emptyFigure(H.cloud, msg, sub), TW.emptyFigure(H.bar, ''), TW.emptyFigure(H.diag, ''), '', '', diagOpts(null), '–', ''];
+      }
+      const step = cursor.pos;
+      const dir = c.shown === undefined ? 0 : Math.sign(step - c.shown);
+      const f = TW.want(c.id, step, dir);
+      if (!f) {
+        if (c.shown === undefined) {
+          const key = 'loading|' + TW.isDark();
+          if (!TW.claim('cloud-graph', key)) throw STOP();
+          return [TW.emptyFigure(H.cloud, 'Loading frame…', 'step ' + step), TW.emptyFigure(H.bar, ''), TW.emptyFigure(H.diag, ''), '', '', NU(), NU(), 'loading…'];
+        }
+        return [NU(), NU(), NU(), NU(), NU(), NU(), NU(), 'loading step ' + step + '…'];
+      }
+      const d = run.neuron_dim || (f.coords && f.coords.raw && f.coords.raw[0] ? f.coords.raw[0].length : null);
+      const source = diag === 'std' && f.diagrams_standardised ? 'std' : 'raw';
+      const pj = TW.pickProjection(f.coords, proj);
+      const key = [f.step, pj, color, dim3, source, TW.isDark()].join('|');
+      const i = c.pos.get(f.step);
+      const extra = 'epoch ' + (f.epoch === null || f.epoch === undefined ? '–' : f.epoch) + ' · frame ' + (i + 1) + '/' + n;
+      if (!TW.claim('cloud-graph', key)) {
+        return [NU(), NU(), NU(), NU(), NU(), NU(), String(f.step), extra];
+      }
+      c.shown = f.step;
+      const bkey = pj + (dim3 ? '3' : '2');
+      c.bbox[bkey] = c.bbox[bkey] || {};
+      const cloud = TW.cloudFigure(f, { proj: pj, color: color, dim3: dim3, height: H.cloud, bbox: c.bbox[bkey],
+        uirev: c.id + '|' + pj + '|' + (dim3 ? 3 : 2) });
+      const bar = TW.barcodeFigure(f, { source: source, height: H.bar, uirev: c.id + '|bar|' + source });
+      const dgm = TW.diagramFigure(f, { source: source, height: H.diag, uirev: c.id + '|dgm|' + source });
+      const m = f.metrics || {};
+      const nPts = (f.coords && f.coords[pj] && f.coords[pj].length) || 0;
+      const capParts = [nPts + ' neurons', (pj || '').toUpperCase() + (dim3 && d >= 3 ? ' 3-D' : ''),
+        color === 'knn' ? 'colour: share of each neuron\'s step-0 nearest neighbours still near it' : 'colour: fixed by each neuron\'s step-0 position (cyclic)'];
+      if (m.knn_mean !== null && m.knn_mean !== undefined) capParts.push('mean kNN kept ' + TW.fmtNum(m.knn_mean, 3));
+      if (m.merges) capParts.push(m.merges + ' merges');
+      const p = f.persistence || {};
+      const pcap = [];
+      if (p.method) pcap.push(p.method + (p.n_points_used ? ' on ' + p.n_points_used + ' points' : ''));
+      if (p.cover_radius) pcap.push('cover radius ' + TW.fmtNum(p.cover_radius));
+      if (p.diameter) pcap.push('diameter ' + TW.fmtNum(p.diameter));
+      const betti = ['b0', 'b1', 'b2'].filter((k) => m[k] !== null && m[k] !== undefined).map((k) => k + '=' + m[k]);
+      if (betti.length) pcap.push('Betti @0.25·diam: ' + betti.join(' '));
+      const pb = ['pb0', 'pb1', 'pb2'].filter((k) => m[k] !== null && m[k] !== undefined).map((k) => k.slice(1) + '=' + m[k]);
+      if (pb.length) pcap.push('bars > 0.1·diam: ' + pb.join(' '));
+      return [cloud, bar, dgm, capParts.join(' · '), pcap.join(' · '), diagOpts(f), String(f.step), extra];
+    },
+
+    run_curves: function (ver, run, logv, bandv, betti, meta) {
+      if (!meta || meta.kind !== 'run') throw STOP();
+      const c = TW.cache(meta.run_id);
+      const opts = { log: (logv || []).indexOf('log') >= 0, band: (bandv || []).indexOf('band') >= 0, betti: betti || 'scale' };
+      TW.setQuery(pagePath(meta), { log: opts.log ? null : 0, band: opts.band ? 1 : null, betti: opts.betti === 'scale' ? null : opts.betti });
+      const out = TW.runCurveFigures(c, run, opts);
+      return out.figs.concat(out.styles);
+    },
+
+    // The cursor on every curve (a DOM overlay, no re-plot) and the values at the cursor.
+    run_cursor: function (cursor, ver, meta) {
+      if (!meta || meta.kind !== 'run') throw STOP();
+      const x = cursor ? cursor.pos : null;
+      TW.placeCursors(x, TW.RUN_CURVES.map((n) => 'curve-' + n));
+      return x === null ? '' : TW.readout(TW.cache(meta.run_id), x);
+    },
+
+    run_stop: async function (n, meta) {
+      if (!n || !meta || meta.kind !== 'run') throw STOP();
+      try {
+        const run = await TW.fetchJSON('/api/runs/' + encodeURIComponent(meta.run_id) + '/stop', { method: 'POST', body: {} });
+        const c = TW.cache(meta.run_id);
+        if (run && run.id) { c.run = run; return run; }
+      } catch (e) {
+        console.warn('topowatch: stop failed', e);
+      }
+      return NU();
+    },
+
+    // ---------------------------------------------------------------- new-run form
+    form_relevance: function (optimizer, presetName, data) {
+      data = data || {};
+      const preset = (data.presets || []).find((p) => p.name === presetName) || {};
+      const used = {
+        momentum: optimizer === 'momentum',
+        optimizer_state_in_neuron: optimizer === 'adam',
+        data_path: !!preset.requires_data_path,
+      };
+      (data.fields || []).forEach((f) => {
+        if (!(f.name in used) || !document.getElementById('fieldbox-' + f.name)) return;
+        TW.setProps('fieldbox-' + f.name, { className: 'field field-type-' + (f.type || 'str') + (used[f.name] ? '' : ' unused') });
+      });
+      return 'fields-grid';
+    },
+
+    // page titles
+    page_title: function (pathname) {
+      const p = pathname || '/';
+      if (p === '/') document.title = 'Runs · topowatch';
+      else if (p === '/new') document.title = 'New run · topowatch';
+      else if (p === '/compare') document.title = 'Compare · topowatch';
+      else if (p.indexOf('/runs/') === 0) document.title = p.slice(6) + ' · topowatch';
+      return NU();
+    },
+
+    // ---------------------------------------------------------------- compare page
+    cmp_align: function (align, meta) {
+      if (!meta || meta.kind !== 'compare' || meta.align === align) throw STOP();
+      return Object.assign({}, meta, { align: align, init_pos: null });
+    },
+
+    cmp_status: function (runs, meta) {
+      if (!meta || meta.kind !== 'compare') throw STOP();
+      runs = runs || [];
+      const titles = [], badges = [], classes = [], infos = [];
+      meta.runs.forEach((id, k) => {
+        const r = runs[k];
+        const st = (r && r.status) || 'unknown';
+        titles.push(r && r.preset ? r.preset + ' · ' + id : id);
+        badges.push(STATUS_TEXT[st] || st);
+        classes.push('badge badge-' + st);
+        if (!r || st === 'not-found') { infos.push(r ? r.error : 'loading…'); return; }
+        const cfg = r.config || {};
+        const parts = [String(cfg.optimizer || ''), 'lr ' + TW.fmtNum(cfg.lr), 'width ' + (r.width || cfg.width),
+          (r.steps_done || 0) + '/' + (r.total_steps || '–') + ' steps', (r.frames || 0) + ' frames'];
+        if (r.first_topology_change !== null && r.first_topology_change !== undefined) parts.push('topology change @ ' + r.first_topology_change);
+        if (r.error) parts.push(r.error);
+        infos.push(parts.join(' · '));
+      });
+      return [titles, badges, classes, infos];
+    },
+
+    cmp_render: function (cursor, tick, runs, meta) {
+      if (!meta || meta.kind !== 'compare') throw STOP();
+      const ids = meta.runs;
+      const clouds = [], bars = [];
+      const label = meta.align === 'fraction' ? 'of training' : 'step';
+      if (!cursor) {
+        ids.forEach((id, k) => {
+          const c = TW.cache(id);
+          const r = c.run;
+          let msg = 'Loading…';
+          if (c.notFound) msg = 'No run with id ' + id;
+          else if (r && r.status === 'queued') msg = 'Queued — waiting for a worker';
+          else if (r && r.status === 'failed') msg = 'Run failed: ' + (r.error || '');
+          else if (r && !c.steps.length) msg = 'No frames yet';
+          const key = 'empty|' + msg + TW.isDark();
+          if (!TW.claim({ index: k, type: 'cmp-cloud' }, key)) { clouds.push(NU()); bars.push(NU()); return; }
+          clouds.push(TW.emptyFigure(H.cmpCloud, msg));
+          bars.push(TW.emptyFigure(H.cmpBar, ''));
+        });
+        return [clouds, bars, '–', '', label];
+      }
+      const extras = [];
+      ids.forEach((id, k) => {
+        const c = TW.cache(id);
+        const step = TW.stepAt(c, meta, cursor.pos);
+        if (step === null) {
+          const msg = c.notFound ? 'No run with id ' + id : (c.run && c.run.status === 'queued') ? 'Queued — waiting for a worker' : 'No frames yet';
+          const key = 'empty|' + msg + TW.isDark();
+          if (!TW.claim({ index: k, type: 'cmp-cloud' }, key)) { clouds.push(NU()); bars.push(NU()); return; }
+          clouds.push(TW.emptyFigure(H.cmpCloud, msg));
+          bars.push(TW.emptyFigure(H.cmpBar, ''));
+          return;
+        }
+        const dir = c.cmpShown === undefined ? 0 : Math.sign(step - c.cmpShown);
+        const f = TW.want(id, step, dir);
+        if (!f) { clouds.push(NU()); bars.push(NU()); extras.push('loading…'); return; }
+        const T = c.run && c.run.total_steps;
+        const sub = 'step ' + f.step + (T ? ' · ' + Math.round((100 * f.step) / T) + '%' : '');
+        const key = [f.step, TW.isDark(), sub].join('|');
+        if (!TW.claim({ index: k, type: 'cmp-cloud' }, key)) { clouds.push(NU()); bars.push(NU()); return; }
+        c.cmpShown = f.step;
+        const pj = TW.pickProjection(f.coords, c.run && c.run.neuron_dim > 3 ? 'pca' : 'raw');
+        c.bbox['cmp' + pj] = c.bbox['cmp' + pj] || {};
+        clouds.push(TW.cloudFigure(f, { proj: pj, color: 'hue', dim3: false, height: H.cmpCloud, bbox: c.bbox['cmp' + pj],
+          uirev: 'cmp|' + id + '|' + pj, compact: true, title: sub, subtitle: ' ' }));
+        bars.push(TW.barcodeFigure(f, { source: 'raw', height: H.cmpBar, uirev: 'cmp|' + id + '|bar', compact: true }));
+      });
+      const n = TW.positions(meta).length;
+      return [clouds, bars, fmtPos(meta, cursor.pos), (extras.length ? 'loading… · ' : '') + 'frame ' + (cursor.i + 1) + '/' + n, label];
+    },
+
+    cmp_curves: function (ver, runs, meta) {
+      if (!meta || meta.kind !== 'compare') throw STOP();
+      const out = TW.cmpCurveFigures(meta);
+      return out.figs.concat(out.styles);
+    },
+
+    cmp_cursor: function (cursor, ver, meta) {
+      if (!meta || meta.kind !== 'compare') throw STOP();
+      const x = cursor ? cursor.pos : null;
+      TW.placeCursors(x, TW.CMP_CURVES.map((n) => 'cmp-curve-' + n));
+      return x === null ? '' : TW.cmpReadout(meta, x);
+    },
+  });
+})();

@@ -1,0 +1,374 @@
+"""Browser tests of the dashboard against the real stack (`topowatch up`, fixture ``live_stack``).
+
+They drive Debian's chromium through Playwright like a user: submit a run from the form, watch it
+live, scrub the timeline, reload a step URL, see validation errors, stop a run, compare runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import requests
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+               "--no-first-run"]
+
+CLOUD = "#cloud-graph .js-plotly-plot"
+BARCODE = "#barcode-graph .js-plotly-plot"
+SHORT = {"epochs": 3, "snapshot_every": 5}
+# Long enough (~10 s of training on a CPU) to watch the live view follow the newest frames.
+LIVE = {"epochs": 20, "snapshot_every": 5}
+# Console noise that is not a dashboard bug (e.g. WebGL performance hints of software rendering).
+IGNORED_CONSOLE = ("GL Driver Message", "GPU stall", "willReadFrequently", "Failed to load resource")
+
+
+# ----------------------------------------------------------------------------------- helpers
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def api_run(api_url: str, run_id: str) -> dict:
+    return requests.get(f"{api_url}/api/runs/{run_id}", timeout=10).json()
+
+
+def wait_run_status(api_url: str, run_id: str, statuses: tuple[str, ...], timeout: float = 240) -> dict:
+    return wait_until(lambda: (r := api_run(api_url, run_id))["status"] in statuses and r, timeout,
+                      f"run {run_id} to reach {statuses}")
+
+
+def create_run(api_url: str, **body) -> str:
+    resp = requests.post(f"{api_url}/api/runs", json={"preset": "figure-eight", **body}, timeout=10)
+    assert resp.status_code == 201, resp.text
+    return resp.json()["id"]
+
+
+def analysed_steps(api_url: str, run_id: str) -> list[int]:
+    frames = requests.get(f"{api_url}/api/runs/{run_id}/frames", timeout=30).json()["frames"]
+    return [f["step"] for f in frames]
+
+
+def wait_all_analysed(api_url: str, run_id: str, timeout: float = 120) -> list[int]:
+    """Steps of a finished run once every snapshot it sent has been analysed (analysis may lag training)."""
+    def done():
+        run = api_run(api_url, run_id)
+        steps = analysed_steps(api_url, run_id)
+        return run["frames"] and run["frames"] >= run["snapshots"] and len(steps) >= run["frames"] and steps
+    return wait_until(done, timeout, f"every snapshot of run {run_id} to be analysed")
+
+
+def preset_title(api_url: str, name: str) -> str:
+    presets = requests.get(f"{api_url}/api/presets", timeout=10).json()
+    return next(p.get("title") or p["name"] for p in presets if p["name"] == name)
+
+
+def graph_summary(page, selector: str):
+    """A comparable digest of a plotly graph's data (first values of every trace)."""
+    return page.evaluate(
+        """(sel) => {
+            const gd = document.querySelector(sel);
+            if (!gd || !gd.data) return null;
+            return gd.data.map((t) => ({type: t.type, n: (t.x || []).length,
+                x: Array.from(t.x || []).slice(0, 40), y: Array.from(t.y || []).slice(0, 40)}));
+        }""",
+        selector,
+    )
+
+
+def cloud_points(page) -> int:
+    return page.evaluate(f"(document.querySelector('{CLOUD}')?.data?.[0]?.x || []).length")
+
+
+def shown_step(page) -> int | None:
+    text = page.inner_text("#current-step").strip()
+    return int(text) if text.isdigit() else None
+
+
+def cloud_step(page) -> int | None:
+    return page.evaluate(f"document.querySelector('{CLOUD}')?.layout?.meta?.step ?? null")
+
+
+def wait_view_at(page, step: int, timeout: float = 30) -> None:
+    """The read-out, the cloud and the barcode all show `step`."""
+    page.wait_for_function(
+        """([c, b, s]) => {
+            const t = document.querySelector('#current-step');
+            const cg = document.querySelector(c), bg = document.querySelector(b);
+            return t && t.innerText.trim() === String(s) && cg && cg.layout && cg.layout.meta
+                && cg.layout.meta.step === s && bg && bg.layout && bg.layout.meta && bg.layout.meta.step === s;
+        }""",
+        arg=[CLOUD, BARCODE, step],
+        timeout=timeout * 1000,
+    )
+
+
+def choose_preset(page, title: str) -> None:
+    page.click("#preset-select")
+    page.get_by_role("option", name=title, exact=True).click()
+
+
+# ----------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1440, "height": 1000})
+    pg = ctx.new_page()
+    pg.set_default_timeout(30_000)
+    problems: list[str] = []
+    pg.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
+    pg.on("console", lambda msg: msg.type == "error" and not any(s in msg.text for s in IGNORED_CONSOLE)
+          and problems.append(f"console: {msg.text[:300]}"))
+    yield pg
+    ctx.close()
+    assert not problems, "the page logged errors:\n" + "\n".join(problems)
+
+
+@pytest.fixture(scope="module")
+def urls(live_stack) -> tuple[str, str]:
+    return str(live_stack["api_url"]).rstrip("/"), str(live_stack["ui_url"]).rstrip("/")
+
+
+@pytest.fixture(scope="module")
+def finished_run(urls) -> tuple[str, list[int]]:
+    """A short figure-eight run, trained to the end (started through the API)."""
+    api, _ = urls
+    run_id = create_run(api, **SHORT)
+    wait_run_status(api, run_id, ("finished",))
+    return run_id, wait_all_analysed(api, run_id)
+
+
+# ----------------------------------------------------------------------------------- tests
+def test_home_lists_runs_and_links_to_new(page, urls):
+    _, ui = urls
+    page.goto(ui + "/")
+    page.wait_for_selector("#runs-table")
+    page.wait_for_selector("#api-banner.hidden", state="attached")
+    assert page.is_disabled("#compare-button")
+    page.click("#new-run-button")
+    page.wait_for_url(re.compile(r".*/new$"))
+    page.wait_for_selector("#page-new #field-lr")
+
+
+def test_submit_run_watch_it_live(page, urls):
+    api, ui = urls
+    page.goto(ui + "/")
+    page.click("#new-run-button")
+    page.wait_for_selector("#field-epochs")
+    choose_preset(page, preset_title(api, "figure-eight"))
+    # the preset fills every field with its defaults
+    presets = requests.get(f"{api}/api/presets", timeout=10).json()
+    defaults = next(p for p in presets if p["name"] == "figure-eight")["defaults"]
+    page.wait_for_function("v => Number(document.querySelector('#field-lr').value) === v", arg=defaults["lr"])
+    assert int(page.input_value("#field-width")) == defaults["width"]
+    page.fill("#field-epochs", str(LIVE["epochs"]))
+    page.fill("#field-snapshot_every", str(LIVE["snapshot_every"]))
+    page.click("#submit-run")
+    page.wait_for_url(re.compile(r".*/runs/[^/?]+$"))
+    run_id = urlparse(page.url).path.rsplit("/", 1)[-1]
+    assert api_run(api, run_id)["config"]["epochs"] == LIVE["epochs"]
+
+    # Follow the run while it trains and its frames are analysed: the badge goes to running, and with
+    # Live on the read-out follows the newest analysed frame.
+    statuses, steps = [], []
+    final_step = None
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        badge = page.inner_text("#status-badge").strip()
+        if not statuses or statuses[-1] != badge:
+            statuses.append(badge)
+        step = shown_step(page)
+        live = "on" in (page.get_attribute("#live-toggle", "class") or "").split()
+        if live and step is not None and (not steps or steps[-1] != step):
+            steps.append(step)
+        if badge in ("finished", "failed", "diverged", "stopped"):
+            if final_step is None:
+                run = api_run(api, run_id)
+                index = analysed_steps(api, run_id)
+                if run["frames"] and run["frames"] >= run["snapshots"] and len(index) >= run["frames"]:
+                    final_step = index[-1]
+            if final_step is not None and step == final_step:
+                break
+        time.sleep(0.1)
+    assert "running" in statuses, statuses
+    assert statuses[-1] == "finished", statuses
+    assert len(steps) >= 2 and steps == sorted(steps), f"frames did not advance while live: {steps}"
+    assert "on" in page.get_attribute("#live-toggle", "class").split()
+
+    # the cloud shows every neuron: 1024 points, coloured by their step-0 hue
+    page.wait_for_function(f"(document.querySelector('{CLOUD}')?.data?.[0]?.x || []).length === 1024")
+    assert cloud_points(page) == 1024
+    wait_view_at(page, final_step)
+
+
+def test_slider_and_arrow_keys_move_every_panel(page, urls, finished_run):
+    api, ui = urls
+    run_id, steps = finished_run
+    page.goto(f"{ui}/runs/{run_id}")
+    wait_view_at(page, steps[-1])
+    cloud0, bar0 = graph_summary(page, CLOUD), graph_summary(page, BARCODE)
+
+    # click on the slider's track a third of the way along
+    box = page.locator("#timeline-slider .dash-slider-track").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.33, box["y"] + box["height"] / 2)
+    page.wait_for_function("s => document.querySelector('#current-step').innerText.trim() !== String(s)",
+                           arg=steps[-1])
+    mid = shown_step(page)
+    assert mid in steps and mid < steps[-1]
+    wait_view_at(page, mid)
+    assert "off" in page.get_attribute("#live-toggle", "class").split(), "scrubbing switches Live off"
+    cloud1, bar1 = graph_summary(page, CLOUD), graph_summary(page, BARCODE)
+    assert cloud1 != cloud0 and bar1 != bar0
+
+    # the left arrow goes one analysed frame back; cloud and barcode follow
+    page.keyboard.press("ArrowLeft")
+    prev = steps[steps.index(mid) - 1]
+    wait_view_at(page, prev)
+    assert graph_summary(page, CLOUD) != cloud1 and graph_summary(page, BARCODE) != bar1
+    # buttons too, and the URL records the step
+    page.click("#step-next")
+    wait_view_at(page, mid)
+    page.wait_for_function("s => location.search.includes('step=' + s)", arg=mid)
+    # the metric curves carry a cursor at the current step, and the read-out gives the values there
+    page.wait_for_function("s => document.querySelector('#curve-loss .tw-cursor')?.dataset.x === String(s)", arg=mid)
+    assert page.is_visible("#curve-loss .tw-cursor")
+    assert page.inner_text("#metrics-readout").startswith(f"step {mid}")
+
+
+def test_reload_at_step_url_shows_that_step(page, urls, finished_run):
+    _, ui = urls
+    run_id, steps = finished_run
+    k = steps[len(steps) // 2]
+    page.goto(f"{ui}/runs/{run_id}?step={k}")
+    wait_view_at(page, k)
+    assert "off" in page.get_attribute("#live-toggle", "class").split()
+    page.reload()
+    wait_view_at(page, k)
+    assert parse_qs(urlparse(page.url).query)["step"] == [str(k)]
+    # back/forward between pages restore the view
+    page.click("a.nav-link[href='/']")
+    page.wait_for_selector("#runs-table table")
+    page.go_back()
+    wait_view_at(page, k)
+
+
+def test_run_page_screenshot(page, urls, finished_run):
+    _, ui = urls
+    run_id, steps = finished_run
+    page.set_viewport_size({"width": 1500, "height": 1000})
+    page.goto(f"{ui}/runs/{run_id}?step={steps[-1]}")
+    wait_view_at(page, steps[-1])
+    page.wait_for_function("document.querySelector('#curve-loss .js-plotly-plot')?.data?.length > 0")
+    page.mouse.move(5, 5)
+    time.sleep(0.5)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "run-page.png"), full_page=True)
+    assert (ARTIFACTS / "run-page.png").stat().st_size > 20_000
+
+
+def test_invalid_lr_shows_the_api_message(page, urls):
+    _, ui = urls
+    page.goto(f"{ui}/new")
+    page.wait_for_selector("#field-lr")
+    page.fill("#field-lr", "-1")
+    page.click("#submit-run")
+    page.wait_for_function("document.querySelector('#error-lr')?.innerText.trim().length > 0")
+    assert "lr must be > 0" in page.inner_text("#error-lr")
+    assert urlparse(page.url).path == "/new"
+    # other fields stay clean; fixing the value clears the message on the next submit
+    assert page.inner_text("#error-width").strip() == ""
+
+
+def test_stop_button_stops_a_run(page, urls):
+    api, ui = urls
+    run_id = create_run(api, epochs=500, snapshot_every=50)
+    try:
+        page.goto(f"{ui}/runs/{run_id}")
+        page.wait_for_function("['queued', 'running'].includes(document.querySelector('#status-badge')?.innerText)")
+        page.wait_for_function("document.querySelector('#status-badge').innerText === 'running'", timeout=240_000)
+        assert page.is_enabled("#stop-button")
+        page.click("#stop-button")
+        page.wait_for_function("document.querySelector('#status-badge').innerText === 'stopped'", timeout=30_000)
+        assert page.is_disabled("#stop-button")
+        assert api_run(api, run_id)["status"] == "stopped"
+    finally:
+        requests.post(f"{api}/api/runs/{run_id}/stop", timeout=10)
+
+
+def test_paper_pair_opens_compare_and_home_selection_compares(page, urls):
+    api, ui = urls
+    page.goto(f"{ui}/new")
+    page.wait_for_selector("#field-epochs")
+    choose_preset(page, preset_title(api, "figure-eight"))
+    page.fill("#field-epochs", "1")
+    page.fill("#field-snapshot_every", "5")
+    page.click("#paper-pair")
+    page.wait_for_url(re.compile(r".*/compare\?runs=[^,&]+,[^,&]+"))
+    ids = parse_qs(urlparse(page.url).query)["runs"][0].split(",")
+    assert len(ids) == 2
+    lrs = sorted(api_run(api, i)["config"]["lr"] for i in ids)
+    assert lrs[0] < lrs[1], "the pair is a small and a large learning rate"
+    page.wait_for_selector("#page-compare .cmp-col")
+    assert page.locator(".cmp-col").count() == 2
+    for i in ids:  # the large lr may legitimately diverge; both keep their frames
+        wait_run_status(api, i, ("finished", "diverged"))
+        wait_all_analysed(api, i)
+    # both columns draw a cloud of 1024 neurons and a barcode; one shared cursor
+    page.wait_for_function("""() => [0, 1].every((k) => {
+        const el = document.getElementById(JSON.stringify({index: k, type: 'cmp-cloud'}));
+        const gd = el && el.querySelector('.js-plotly-plot');
+        return gd && gd.data && gd.data[0] && gd.data[0].x.length === 1024; })""", timeout=60_000)
+    assert page.inner_text("#current-step").strip().isdigit()
+    overlay = page.evaluate("document.querySelector('#cmp-curve-loss .js-plotly-plot').data.map((t) => t.name)")
+    assert any(ids[0][:8] in n for n in overlay) and any(ids[1][:8] in n for n in overlay)
+    # align by fraction of training: its own URL
+    page.click("#align-select label:nth-child(2)")
+    page.wait_for_function("location.search.includes('align=fraction')")
+    page.wait_for_function("document.querySelector('#current-step').innerText.includes('%')")
+
+    # select the two runs on the home page and compare them
+    page.click("a.nav-link[href='/']")
+    page.wait_for_selector("#runs-table table")
+    for i in ids:
+        page.check(f"#runs-table tr[data-run-id='{i}'] input.run-select")
+    page.wait_for_function("!document.querySelector('#compare-button').disabled")
+    page.click("#compare-button")
+    page.wait_for_url(re.compile(r".*/compare\?runs="))
+    assert parse_qs(urlparse(page.url).query)["runs"][0].split(",") == ids
+    page.wait_for_selector("#page-compare .cmp-col")
+    assert page.locator(".cmp-col").count() == 2
+
+
+def test_api_proxy_passes_errors_through(urls):
+    """The same-origin proxy forwards status codes and JSON bodies unchanged."""
+    _, ui = urls
+    resp = requests.get(f"{ui}/api/runs/does-not-exist", timeout=10)
+    assert resp.status_code == 404 and "detail" in resp.json()
+    resp = requests.post(f"{ui}/api/runs", json={"preset": "figure-eight", "lr": -1}, timeout=10)
+    assert resp.status_code == 422
+    assert any("lr" in json.dumps(d.get("loc")) for d in resp.json()["detail"])
