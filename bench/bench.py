@@ -108,7 +108,7 @@ def bench_health_latency() -> None:
                               cwd=ROOT, text=True)
         try:
             for line in up.stdout:
-                if "ready" in line:
+                if "topowatch: ready" in line:
                     break
             api = f"http://127.0.0.1:{api_port}"
 

@@ -78,7 +78,7 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, o
 
     def ready() -> bool:
         assert process.poll() is None, (state / "up.log").read_text()
-        return "ready" in (state / "up.log").read_text()
+        return "topowatch: ready" in (state / "up.log").read_text()
 
     wait_for(ready, 180, what="topowatch up to print its ready line")
     yield {"api_url": api_url, "ui_url": ui_url, "state_dir": state, "process": process}

@@ -1,0 +1,71 @@
+"""`topowatch up` as a user runs it: ready line, clean Ctrl-C, and everything back after a restart."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import requests
+
+from tests.conftest import post_run, start_process, stop_process, wait_for, wait_status
+from topowatch.redis_server import free_port
+
+
+def descendants(pid: int) -> set[int]:
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True, check=True).stdout
+    children: dict[int, list[int]] = {}
+    for line in out.splitlines():
+        child, parent = map(int, line.split())
+        children.setdefault(parent, []).append(child)
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = open(f"/proc/{pid}/stat").read().split()
+    return stat[2] != "Z"
+
+
+def test_up_stops_cleanly_and_a_restart_shows_earlier_runs(tmp_path):
+    api_port, ui_port = free_port(), free_port()
+    env = dict(os.environ) | {"TOPOWATCH_STATE_DIR": str(tmp_path)}
+    env.pop("REDIS_URL", None)
+    args = ["up", "--api-port", str(api_port), "--ui-port", str(ui_port)]
+    api = f"http://127.0.0.1:{api_port}"
+    log = tmp_path / "up.log"
+
+    up = start_process(args, env, log)
+    wait_for(lambda: "topowatch: ready" in log.read_text(), 180, what="the ready line")
+    text = log.read_text()
+    assert f"http://127.0.0.1:{ui_port}/" in text and f"{api}/docs" in text and "(embedded)" in text
+    second = subprocess.run([sys.executable, "-m", "topowatch.cli", *args], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert second.returncode != 0 and "already uses" in second.stderr  # one `up` per state directory
+
+    run_id = post_run(api, preset="figure-eight", epochs=1, snapshot_every=7, sharpness_every=0)
+    wait_status(api, run_id, ("finished",))
+    wait_for(lambda: requests.get(f"{api}/api/runs/{run_id}", timeout=5).json()["frames"] == 5, 60, what="frames")
+    children = descendants(up.pid)
+    assert len(children) >= 5  # redis, api, analyser, worker, ui
+    assert stop_process(up, signal.SIGINT) == 0
+    assert "stopped" in log.read_text()
+    assert not [pid for pid in children if alive(pid)], "orphan processes after Ctrl-C"
+    assert not (tmp_path / "up.lock").exists()
+
+    again = start_process(args, env, log)
+    try:
+        wait_for(lambda: log.read_text().count("topowatch: ready") == 2, 180, what="the second ready line")
+        run = requests.get(f"{api}/api/runs/{run_id}", timeout=5).json()
+        assert run["status"] == "finished" and run["frames"] == 5
+        frame = requests.get(f"{api}/api/runs/{run_id}/frames/14", timeout=5).json()
+        assert len(frame["coords"]["raw"]) == 1024
+    finally:
+        stop_process(again, signal.SIGINT)
