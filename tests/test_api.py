@@ -187,3 +187,25 @@ def test_betti_curve_at_another_scale_and_standardised(live_stack):
     assert knn["steps"] == [0, 14, 28] and knn["mean"][0] == 1.0 and knn["mean"][2] < 1.0
     one = requests.get(f"{api}/api/runs/{run_id}/neighbourhood", params={"k": 5, "step": 28}, timeout=10).json()
     assert len(one["per_neuron"]) == 1024 and abs(np.mean(one["per_neuron"]) - knn["mean"][2]) < 1e-3
+
+
+def test_mnist_preset_reads_a_local_file_and_fails_clearly_without_one(live_stack, tmp_path):
+    api = live_stack["api_url"]
+    rng = np.random.default_rng(0)
+    path = tmp_path / "mnist-small.npz"
+    np.savez(path, x_train=rng.integers(0, 256, (64, 28, 28), dtype=np.uint8), y_train=rng.integers(0, 10, 64),
+             x_test=rng.integers(0, 256, (32, 28, 28), dtype=np.uint8), y_test=rng.integers(0, 10, 32))
+    run_id = post_run(api, preset="mnist", data_path=str(path), width=32, batch_size=16, epochs=1,
+                      snapshot_every=2, sharpness_every=2, sharpness_subset=32)
+    run = wait_status(api, run_id, ("finished",))
+    assert run["neuron_dim"] == 794 and run["total_steps"] == 4
+    wait_for(lambda: len(frames_of(api, run_id)) == 3, 120, what="MNIST frames")
+    frame = requests.get(f"{api}/api/runs/{run_id}/frames/4", timeout=10).json()
+    assert set(frame["coords"]) == {"pca", "umap"} and len(frame["coords"]["umap"]) == 32
+    assert 0 <= frame["metrics"]["accuracy"] <= 1 and frame["metrics"]["sharpness"] > 0
+
+    missing = post_run(api, preset="mnist", data_path=str(tmp_path / "nope.npz"), epochs=1)
+    failed = wait_status(api, missing, ("failed",))
+    assert "data file not found" in failed["error"] and "nope.npz" in failed["error"]
+    response = requests.post(f"{api}/api/runs", json={"preset": "mnist"}, timeout=5)
+    assert response.status_code == 422 and "data_path is required" in response.text
