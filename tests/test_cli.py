@@ -69,3 +69,17 @@ def test_up_stops_cleanly_and_a_restart_shows_earlier_runs(tmp_path):
         assert len(frame["coords"]["raw"]) == 1024
     finally:
         stop_process(again, signal.SIGINT)
+
+
+def test_up_refuses_a_busy_port_with_a_clear_message(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "topowatch.cli", "up", "--api-port", str(port),
+                                 "--state-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert f"port {port} for the API is in use" in result.stderr and "--api-port" in result.stderr
+    assert not (tmp_path / "up.lock").exists()

@@ -8,6 +8,7 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -100,8 +101,22 @@ def _stop_children(children: dict[str, subprocess.Popen[bytes]], timeout: float 
             child.wait()
 
 
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def cmd_up(args: argparse.Namespace) -> None:
     settings = _settings(args)
+    for name, host, port in (("API", settings.api_host, settings.api_port), ("dashboard", settings.ui_host, settings.ui_port)):
+        if not _port_free(host, port):
+            option = "api" if name == "API" else "ui"
+            sys.exit(f"topowatch: port {port} for the {name} is in use; pick another with --{option}-port "
+                     f"or TOPOWATCH_{option.upper()}_PORT")
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     # flock, not a pid file: the kernel drops the lock when this process ends, so it can never go stale.
     lock = open(settings.state_dir / "up.lock", "w")
@@ -140,9 +155,13 @@ def cmd_up(args: argparse.Namespace) -> None:
         print(f"topowatch: API       {api}/docs", flush=True)
         print(f"topowatch: dashboard {ui}", flush=True)
         print("topowatch: ready (Ctrl-C stops everything)", flush=True)
+        restarts: list[float] = []
         while not stopping:
             for part, child in list(children.items()):
                 if child.poll() is not None and not stopping:
+                    restarts = [t for t in restarts if time.monotonic() - t < 60] + [time.monotonic()]
+                    if len(restarts) > 5:
+                        sys.exit(f"topowatch: the {part} process keeps exiting ({child.returncode}); giving up")
                     print(f"topowatch: the {part} process exited ({child.returncode}); restarting it", flush=True)
                     children[part] = _spawn(part, env)
             time.sleep(0.5)
