@@ -197,7 +197,8 @@ def run_analyser(settings: Settings, redis_url: str, slot: int = 0) -> None:
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
-    embedding.warm_up()  # pay numba's JIT once, before the first frame
+    # Pay numba's JIT once per process, in the background: clouds in R^2/R^3 (no UMAP) are analysed meanwhile.
+    threading.Thread(target=embedding.warm_up, name="umap-warm-up", daemon=True).start()
     analyser = Analyser(redis.Redis.from_url(redis_url), Store(settings.db_path), consumer, settings.claim_idle_ms)
     log.info("analyser %s ready", consumer)
     analyser.run(stopping)
