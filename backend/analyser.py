@@ -5,7 +5,8 @@ Reliability rules, in order of what happens to a message:
    those of a silent consumer, claimed after ``claim_idle_ms``);
 2. malformed or for an unknown run -> copied to the dead-letter stream, acknowledged, deleted;
 3. the raw snapshot is written to the store at once, so the message's data is safe on disk;
-4. frames are analysed newest first (the live view stays live) and older ones back-filled;
+4. frames are analysed newest first per run (the live view stays live), older ones back-filled, and
+   runs take turns;
 5. a message is acknowledged and deleted from the stream only after its frame is stored, which keeps the
    stream bounded by the unanalysed backlog without ever dropping one.
 """
@@ -68,6 +69,8 @@ class Analyser:
         self.claim_idle_ms = claim_idle_ms
         self._todo: dict[bytes, Pending] = {}
         self._references: OrderedDict[str, Reference] = OrderedDict()
+        self._served: dict[str, int] = {}  # run id -> turn it was last served
+        self._turn = 0
         ensure_group(client)
 
     # --- intake -------------------------------------------------------------------------------
@@ -108,14 +111,24 @@ class Analyser:
 
     # --- analysis -----------------------------------------------------------------------------
     def analyse_next(self) -> bool:
-        """Analyse the newest ready snapshot; False when nothing is ready."""
-        for message_id in sorted(self._todo, key=_stream_order, reverse=True):
-            pending = self._todo[message_id]
-            reference = self._reference(pending.run_id)
+        """Analyse one ready snapshot; False when nothing is ready.
+
+        Within a run the newest snapshot goes first (its live view stays live) and older ones are back-filled;
+        runs take turns, least recently served first, so one slow run never starves another."""
+        ready: dict[str, Pending] = {}
+        for pending in self._todo.values():
+            newest = ready.get(pending.run_id)
+            if newest is None or _stream_order(pending.message_id) > _stream_order(newest.message_id):
+                ready[pending.run_id] = pending
+        for run_id in sorted(ready, key=lambda r: self._served.get(r, -1)):
+            reference = self._reference(run_id)
             if reference is None:
                 continue  # step 0 not stored yet: every frame is measured against it
+            pending = ready[run_id]
             self._analyse(pending, reference)
-            del self._todo[message_id]
+            del self._todo[pending.message_id]
+            self._turn += 1
+            self._served = {r: t for r, t in self._served.items() if r in ready} | {run_id: self._turn}
             return True
         return False
 

@@ -74,6 +74,10 @@ def create_app(settings: Settings, redis_url: str, record_events: bool = True) -
     async def not_found(_: Request, exc: service.NotFound) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": str(exc)})
 
+    @app.exception_handler(service.Conflict)
+    async def conflict(_: Request, exc: service.Conflict) -> JSONResponse:
+        return JSONResponse(status_code=409, content={"detail": str(exc)})
+
     @app.exception_handler(ValidationError)
     async def invalid(_: Request, exc: ValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": validation_detail(exc)})

@@ -15,7 +15,7 @@ import time
 import redis
 
 from backend.analyser import NOTIFY_CHANNEL
-from backend.store import Store
+from backend.store import LOST_WORKER, Store
 from topowatch.wire import EVENTS, EVENTS_GROUP, Event, WireError
 from worker.publisher import heartbeat_key
 
@@ -42,10 +42,13 @@ def apply_event(store: Store, client: redis.Redis, event: Event) -> None:
 
 
 def check_heartbeats(store: Store, client: redis.Redis) -> None:
+    """Mark runs whose worker went silent as failed, and revive them if the heartbeat comes back."""
     for run_id in store.running_run_ids():
-        if not client.exists(heartbeat_key(run_id)):
-            store.set_status(run_id, "failed", error="the worker stopped responding (no heartbeat)")
+        if not client.exists(heartbeat_key(run_id)) and store.set_status(run_id, "failed", error=LOST_WORKER):
             client.publish(NOTIFY_CHANNEL, json.dumps({"type": "status", "run_id": run_id, "status": "failed"}))
+    for run_id in store.presumed_lost_run_ids():
+        if client.exists(heartbeat_key(run_id)) and store.set_status(run_id, "running"):
+            client.publish(NOTIFY_CHANNEL, json.dumps({"type": "status", "run_id": run_id, "status": "running"}))
 
 
 def run_recorder(store: Store, redis_url: str, stopping: threading.Event) -> None:

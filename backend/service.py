@@ -18,6 +18,10 @@ class NotFound(LookupError):
     pass
 
 
+class Conflict(RuntimeError):
+    """A request that does not fit the resource's state (e.g. stopping a run that already ended)."""
+
+
 def presets() -> list[dict[str, Any]]:
     return [
         {
@@ -61,11 +65,13 @@ def list_runs(store: Store) -> list[dict[str, Any]]:
 
 def stop_run(store: Store, client: redis.Redis, run_id: str) -> dict[str, Any]:
     run = get_run(store, run_id)
-    if run["status"] not in TERMINAL_STATUSES:
-        # The worker polls this key between steps; a queued run is marked at once and skipped when taken.
-        client.set(stop_key(run_id), "1", ex=7 * 24 * 3600)
-        if run["status"] == "queued":
-            store.set_status(run_id, "stopped", error=None)
+    if run["status"] in TERMINAL_STATUSES and run["status"] != "stopped":
+        raise Conflict(f"run {run_id!r} already ended ({run['status']}); nothing to stop")
+    # The worker polls this key between steps; a queued run is marked at once and skipped when taken.
+    # Stopping twice is harmless: the answer is the run as it stands.
+    client.set(stop_key(run_id), "1", ex=7 * 24 * 3600)
+    if run["status"] == "queued":
+        store.set_status(run_id, "stopped", error=None)
     return get_run(store, run_id)
 
 

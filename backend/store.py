@@ -57,6 +57,9 @@ CREATE TABLE IF NOT EXISTS frames (
 """
 
 TERMINAL_STATUSES = ("finished", "diverged", "failed", "stopped")
+# The recorder's verdict when a worker's heartbeat expires; the worker's own later word overrides it, since a
+# starved but living worker may still finish the run.
+LOST_WORKER = "the worker stopped responding (no heartbeat)"
 
 
 @dataclass(frozen=True)
@@ -128,26 +131,36 @@ class Store:
         neuron_dim: int | None = None,
         total_steps: int | None = None,
     ) -> bool:
-        """Apply a lifecycle change; a run that already ended keeps its final status. Returns whether it changed."""
+        """Apply a lifecycle change; a run that already ended keeps its final status (except a presumed-lost
+        worker's). Returns whether it changed."""
         now = time.time()
         with self._transaction() as db:
-            row = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if row is None or row["status"] in TERMINAL_STATUSES:
+            row = db.execute("SELECT status, error FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                return False
+            presumed_lost = row["status"] == "failed" and row["error"] == LOST_WORKER
+            if row["status"] in TERMINAL_STATUSES and not presumed_lost:
                 return False
             db.execute(
-                """UPDATE runs SET status = ?, error = COALESCE(?, error),
+                """UPDATE runs SET status = ?, error = CASE WHEN ? THEN ? ELSE COALESCE(?, error) END,
                        steps_done = MAX(steps_done, COALESCE(?, steps_done)),
                        device = COALESCE(?, device), neuron_dim = COALESCE(?, neuron_dim),
                        total_steps = COALESCE(?, total_steps),
                        started_at = CASE WHEN ? = 'running' THEN COALESCE(started_at, ?) ELSE started_at END,
-                       finished_at = CASE WHEN ? IN ('finished', 'diverged', 'failed', 'stopped') THEN ? ELSE finished_at END
+                       finished_at = CASE WHEN ? IN ('finished', 'diverged', 'failed', 'stopped') THEN ?
+                                          WHEN ? = 'running' THEN NULL ELSE finished_at END
                    WHERE id = ?""",
-                (status, error, steps_done, device, neuron_dim, total_steps, status, now, status, now, run_id),
+                (status, presumed_lost, error, error, steps_done, device, neuron_dim, total_steps, status, now, status,
+                 now, status, run_id),
             )
         return True
 
     def running_run_ids(self) -> list[str]:
         return [r["id"] for r in self._db.execute("SELECT id FROM runs WHERE status = 'running'").fetchall()]
+
+    def presumed_lost_run_ids(self) -> list[str]:
+        rows = self._db.execute("SELECT id FROM runs WHERE status = 'failed' AND error = ?", (LOST_WORKER,))
+        return [r["id"] for r in rows.fetchall()]
 
     # --- raw snapshots --------------------------------------------------------------------------
     def put_snapshot(self, run_id: str, step: int, epoch: int, neurons: np.ndarray, metrics: dict[str, Any]) -> None:

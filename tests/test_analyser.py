@@ -90,3 +90,21 @@ def test_a_silent_consumers_work_is_claimed_and_redelivery_is_not_analysed_twice
     assert [f["step"] for f in store.frame_index("run")] == [0, 1]
     assert store.frame_index("run")[0]["metrics"] == {"marker": "first analysis"}  # acknowledged, not redone
     assert redis_client.xpending(SNAPSHOTS, ANALYSER_GROUP)["pending"] == 0
+
+
+def test_runs_take_turns_so_a_busy_run_does_not_starve_another(redis_client, store):
+    store.create_run("other", "figure-eight", {"lr": 0.003, "seed": 0}, total_steps=10)
+    analyser = Analyser(redis_client, store, "a0", claim_idle_ms=60_000)
+    for step in range(4):
+        publish(redis_client, step, cloud(step))
+    publish(redis_client, 0, cloud(0), run_id="other")
+    publish(redis_client, 1, cloud(1), run_id="other")
+    analyser.intake(block_ms=None)
+    served = []
+    for _ in range(4):
+        before = {run: len(store.frame_index(run)) for run in ("run", "other")}
+        assert analyser.analyse_next()
+        served.append(next(run for run in before if len(store.frame_index(run)) > before[run]))
+    assert served == ["run", "other", "run", "other"]
+    assert [f["step"] for f in store.frame_index("other")] == [0, 1]
+    assert [f["step"] for f in store.frame_index("run")] == [2, 3]  # newest first within the run

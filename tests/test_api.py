@@ -209,3 +209,13 @@ def test_mnist_preset_reads_a_local_file_and_fails_clearly_without_one(live_stac
     assert "data file not found" in failed["error"] and "nope.npz" in failed["error"]
     response = requests.post(f"{api}/api/runs", json={"preset": "mnist"}, timeout=5)
     assert response.status_code == 422 and "data_path is required" in response.text
+
+
+def test_unknown_preset_reports_only_that_and_stopping_an_ended_run_is_a_conflict(live_stack):
+    api = live_stack["api_url"]
+    response = requests.post(f"{api}/api/runs", json={"preset": "nope"}, timeout=5)
+    assert response.status_code == 422 and len(response.json()["detail"]) == 1
+    run_id = post_run(api, preset="figure-eight", epochs=1, snapshot_every=28, sharpness_every=0)
+    wait_status(api, run_id, ("finished",))
+    response = requests.post(f"{api}/api/runs/{run_id}/stop", timeout=5)
+    assert response.status_code == 409 and "already ended (finished)" in response.json()["detail"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
 import fcntl
 import logging
 import os
@@ -16,21 +15,11 @@ from pathlib import Path
 
 import requests
 
+from topowatch.processes import die_with_parent
 from topowatch.redis_server import EmbeddedRedis, RedisUnavailable, start_embedded_redis
 from topowatch.settings import Settings
 
 log = logging.getLogger("topowatch")
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    # Children get SIGTERM if `topowatch up` itself is killed, so no orphans survive it (Linux).
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
-
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {}
@@ -70,7 +59,7 @@ def _child_env(settings: Settings, redis_url: str) -> dict[str, str]:
 
 def _spawn(part: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "topowatch.cli", part], env=env, stdin=subprocess.DEVNULL,
-                            start_new_session=True, preexec_fn=_die_with_parent)
+                            start_new_session=True, preexec_fn=die_with_parent)
 
 
 def _wait_http(url: str, timeout: float, children: dict[str, subprocess.Popen[bytes]]) -> bool:
@@ -112,11 +101,6 @@ def _port_free(host: str, port: int) -> bool:
 
 def cmd_up(args: argparse.Namespace) -> None:
     settings = _settings(args)
-    for name, host, port in (("API", settings.api_host, settings.api_port), ("dashboard", settings.ui_host, settings.ui_port)):
-        if not _port_free(host, port):
-            option = "api" if name == "API" else "ui"
-            sys.exit(f"topowatch: port {port} for the {name} is in use; pick another with --{option}-port "
-                     f"or TOPOWATCH_{option.upper()}_PORT")
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     # flock, not a pid file: the kernel drops the lock when this process ends, so it can never go stale.
     lock = open(settings.state_dir / "up.lock", "w")
@@ -124,6 +108,13 @@ def cmd_up(args: argparse.Namespace) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         sys.exit(f"topowatch: another `topowatch up` already uses {settings.state_dir}")
+    for name, host, port in (("API", settings.api_host, settings.api_port), ("dashboard", settings.ui_host, settings.ui_port)):
+        if not _port_free(host, port):
+            lock.close()
+            (settings.state_dir / "up.lock").unlink(missing_ok=True)
+            option = "api" if name == "API" else "ui"
+            sys.exit(f"topowatch: port {port} for the {name} is in use; pick another with --{option}-port "
+                     f"or TOPOWATCH_{option.upper()}_PORT")
 
     stopping = False
 
@@ -185,7 +176,7 @@ def cmd_api(args: argparse.Namespace) -> None:
     env = _child_env(settings, redis_url)
     analysers = [
         subprocess.Popen([sys.executable, "-m", "topowatch.cli", "analyser", "--slot", str(slot)], env=env,
-                         stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                         stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         for slot in range(settings.analysers)
     ]
     try:
@@ -228,13 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     up = part("up", cmd_up, "start Redis (embedded unless --redis-url), the API, a worker and the dashboard")
-    up.add_argument("--api-port", type=int)
-    up.add_argument("--ui-port", type=int)
-    up.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    up.add_argument("--analysers", type=int)
+    up.add_argument("--api-port", type=int, help="API port (default 8000; env TOPOWATCH_API_PORT)")
+    up.add_argument("--ui-port", type=int, help="dashboard port (default 8050; env TOPOWATCH_UI_PORT)")
+    up.add_argument("--device", choices=["auto", "cpu", "cuda"], help="training device (default auto: CUDA if present)")
+    up.add_argument("--analysers", type=int, help="analysis processes (default 1; env TOPOWATCH_ANALYSERS)")
     api = part("api", cmd_api, "the HTTP API and its analysis consumer processes")
     api.add_argument("--host")
-    api.add_argument("--api-port", type=int)
+    api.add_argument("--api-port", type=int, help="API port (default 8000; env TOPOWATCH_API_PORT)")
     api.add_argument("--analysers", type=int, help="analysis processes to start beside the API (default 1)")
     analyser = part("analyser", cmd_analyser, "one analysis consumer (scale out with more)")
     analyser.add_argument("--slot", type=int, default=0, help="index giving this consumer a stable name")
@@ -242,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--device", choices=["auto", "cpu", "cuda"])
     ui = part("ui", cmd_ui, "the dashboard")
     ui.add_argument("--host")
-    ui.add_argument("--ui-port", type=int)
+    ui.add_argument("--ui-port", type=int, help="dashboard port (default 8050; env TOPOWATCH_UI_PORT)")
     ui.add_argument("--api-url", help="where the dashboard finds the API")
     return parser
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import redis
 
+from topowatch.processes import die_with_parent
+
 
 class RedisUnavailable(RuntimeError):
     pass
@@ -71,7 +73,9 @@ def start_embedded_redis(data_dir: Path, port: int | None = None, timeout: float
         "--loglevel", "warning",
         "--logfile", str((data_dir / "redis.log").resolve()),
     ]
-    process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+    # Its own session: a terminal's Ctrl-C reaches `topowatch up`, which stops Redis last, after the parts
+    # that still send their final events through it.
+    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent)
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     deadline = time.monotonic() + timeout

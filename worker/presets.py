@@ -207,8 +207,9 @@ class RunConfig(BaseModel):
 
 def build_config(request: dict[str, Any]) -> RunConfig:
     """The preset's defaults overridden by the request; raises pydantic.ValidationError on bad input."""
-    preset_name = request.get("preset")
-    base = PRESETS[preset_name].defaults if isinstance(preset_name, str) and preset_name in PRESETS else {}
+    preset = PRESETS.get(request.get("preset")) if isinstance(request.get("preset"), str) else None
+    # An unknown preset still gets complete defaults, so its error is the only one reported.
+    base = (preset or PRESETS["figure-eight"]).defaults
     return RunConfig.model_validate(base | request)
 
 

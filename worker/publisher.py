@@ -18,7 +18,7 @@ import redis
 
 from topowatch.wire import EVENTS, SNAPSHOTS, Event, Snapshot, stop_key
 
-HEARTBEAT_TTL_S = 15
+HEARTBEAT_TTL_S = 60  # generous: a CPU-starved worker is slow, not dead
 _POLL_S = 0.2
 _BATCH = 64
 

@@ -146,7 +146,8 @@ def train(config: RunConfig, sink: Sink, device: torch.device, on_start: Callabl
             loss = loss_function(config, model(x_train[batch]), y_train[batch])
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
-                return Outcome("diverged", step, f"training loss became {loss_value} at step {step + 1}")
+                return Outcome("diverged", step, f"training loss became {loss_value} in step {step + 1}; "
+                                                 f"the run is kept up to step {step}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
