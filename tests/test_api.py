@@ -85,8 +85,9 @@ def test_stop_and_divergence(live_stack):
     diverging = post_run(api, preset="figure-eight", lr=100.0, epochs=2, snapshot_every=1, sharpness_every=0)
     run = wait_status(api, diverging, ("diverged",))
     assert run["error"] and ("nan" in run["error"] or "inf" in run["error"] or "non-finite" in run["error"])
-    kept = wait_for(lambda: frames_of(api, diverging), 60, what="frames of the diverged run")
-    assert kept[0]["step"] == 0
+    # Frames are analysed newest first: wait for the back-fill to reach step 0.
+    kept = wait_for(lambda: [f for f in frames_of(api, diverging) if f["step"] == 0] and frames_of(api, diverging),
+                    60, what="step 0 of the diverged run")
     assert all(math.isfinite(f["metrics"]["train_loss"] or 0) for f in kept)
 
 

@@ -43,19 +43,23 @@ def test_up_stops_cleanly_and_a_restart_shows_earlier_runs(tmp_path):
     log = tmp_path / "up.log"
 
     up = start_process(args, env, log)
-    wait_for(lambda: "topowatch: ready" in log.read_text(), 180, what="the ready line")
-    text = log.read_text()
-    assert f"http://127.0.0.1:{ui_port}/" in text and f"{api}/docs" in text and "(embedded)" in text
-    second = subprocess.run([sys.executable, "-m", "topowatch.cli", *args], env=env, capture_output=True, text=True,
-                            timeout=60)
-    assert second.returncode != 0 and "already uses" in second.stderr  # one `up` per state directory
+    try:
+        wait_for(lambda: "topowatch: ready" in log.read_text(), 180, what="the ready line")
+        text = log.read_text()
+        assert f"http://127.0.0.1:{ui_port}/" in text and f"{api}/docs" in text and "(embedded)" in text
+        second = subprocess.run([sys.executable, "-m", "topowatch.cli", *args], env=env, capture_output=True,
+                                text=True, timeout=60)
+        assert second.returncode != 0 and "already uses" in second.stderr  # one `up` per state directory
 
-    run_id = post_run(api, preset="figure-eight", epochs=1, snapshot_every=7, sharpness_every=0)
-    wait_status(api, run_id, ("finished",))
-    wait_for(lambda: requests.get(f"{api}/api/runs/{run_id}", timeout=5).json()["frames"] == 5, 60, what="frames")
-    children = descendants(up.pid)
-    assert len(children) >= 5  # redis, api, analyser, worker, ui
-    assert stop_process(up, signal.SIGINT) == 0
+        run_id = post_run(api, preset="figure-eight", epochs=1, snapshot_every=7, sharpness_every=0)
+        wait_status(api, run_id, ("finished",))
+        wait_for(lambda: requests.get(f"{api}/api/runs/{run_id}", timeout=5).json()["frames"] == 5, 60,
+                 what="frames")
+        children = descendants(up.pid)
+        assert len(children) >= 5  # redis, api, analyser, worker, ui
+    finally:
+        exit_code = stop_process(up, signal.SIGINT)
+    assert exit_code == 0
     assert "stopped" in log.read_text()
     assert not [pid for pid in children if alive(pid)], "orphan processes after Ctrl-C"
     assert not (tmp_path / "up.lock").exists()

@@ -58,9 +58,10 @@ class Publisher:
             raise RuntimeError("snapshot publisher failed") from self._error
 
     def close(self) -> None:
+        # The heartbeat key is left to expire: deleting it could let the watchdog see a silent "running" run
+        # before the recorder has read this run's final event.
         self._queue.put(None)
         self._thread.join()
-        self._client.delete(heartbeat_key(self.run_id))
 
     def _loop(self) -> None:
         last_poll = 0.0

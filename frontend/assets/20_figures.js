@@ -314,10 +314,14 @@
   TW.hlabel = function (y, text, color) {
     return { x: 0.01, xref: 'paper', xanchor: 'left', y: y, yanchor: 'bottom', text: text, showarrow: false, font: { size: 10, color: color }, bgcolor: 'rgba(0,0,0,0)' };
   };
-  TW.topoMarker = function (x, color, label) {
+  // A vertical marker at step x with a rotated label. opts.side 'right' puts the label right of the line
+  // (two markers at the same step stay readable); opts.dash, opts.width style the line.
+  TW.topoMarker = function (x, color, label, opts) {
+    opts = opts || {};
+    const right = opts.side === 'right';
     return {
-      shape: { type: 'line', x0: x, x1: x, y0: 0, y1: 1, yref: 'paper', line: { color: color, width: 1.3, dash: 'dashdot' }, layer: 'below' },
-      ann: { x: x, y: 0.98, yref: 'paper', yanchor: 'top', xanchor: 'right', textangle: -90, text: label || 'topology change', showarrow: false, font: { size: 9.5, color: color }, xshift: -1 },
+      shape: { type: 'line', x0: x, x1: x, y0: 0, y1: 1, yref: 'paper', line: { color: color, width: opts.width || 1.3, dash: opts.dash || 'dashdot' }, layer: 'below' },
+      ann: { x: x, y: 0.98, yref: 'paper', yanchor: 'top', xanchor: right ? 'left' : 'right', textangle: -90, text: label || 'topology change', showarrow: false, font: { size: 9.5, color: color }, xshift: right ? 1 : -1 },
     };
   };
 

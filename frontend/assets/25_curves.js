@@ -6,8 +6,9 @@
   const TW = (window.topowatch = window.topowatch || {});
   TW.curveCache = new Map();
 
-  const RUN_CURVES = ['loss', 'eta', 'sharpness', 'betti', 'bottleneck', 'ratio', 'kemp', 'knn', 'merges', 'accuracy'];
-  const CMP_CURVES = ['loss', 'eta', 'betti', 'bottleneck', 'knn', 'kemp', 'accuracy'];
+  // (same order as CURVES in pages/run.py and CMP_CURVES in pages/compare.py)
+  const RUN_CURVES = ['loss', 'kemp', 'eta', 'sharpness', 'betti', 'bottleneck', 'ratio', 'knn', 'merges', 'accuracy'];
+  const CMP_CURVES = ['kemp', 'loss', 'eta', 'betti', 'bottleneck', 'knn', 'accuracy'];
   TW.RUN_CURVES = RUN_CURVES;
   TW.CMP_CURVES = CMP_CURVES;
 
@@ -20,6 +21,73 @@
   }
 
   function nonEmpty(S, keys) { return keys.some((k) => S.any(k)); }
+
+  const num = (v) => typeof v === 'number' && Number.isFinite(v);
+
+  // ------------------------------------------------------------------ the phase of a run
+  // Everything the phase indicator (run page) and the summary table (compare page) say about a run,
+  // from its frame index: lr*K_emp > 1 over a snapshot interval certifies lr > eta* = 1/K (K_emp is a
+  // lower bound on K), so the first such interval is where the run left the topology-preserving phase.
+  TW.phaseStats = function (c) {
+    const S = TW.series(c);
+    const run = c.run || null;
+    const key = S.version + '|' + (run ? JSON.stringify([run.phase_exit, run.first_topology_change, run.status, run.frames, run.snapshots]) : '');
+    if (c.phase && c.phase.key === key) return c.phase;
+    const col = (k) => S.m[k] || [];
+    const ek = col('eta_k_emp'), kemp = col('k_emp'), from = col('interval_from');
+    let maxEk = null, maxEkStep = null, nEk = 0, exit = null, kmax = null;
+    S.step.forEach((step, i) => {
+      const v = ek[i];
+      if (num(v)) {
+        nEk++;
+        if (maxEk === null || v > maxEk) { maxEk = v; maxEkStep = step; }
+        if (v > 1 && !exit) exit = { step: step, from_step: num(from[i]) ? from[i] : null, eta_k_emp: v };
+      }
+      if (num(kemp[i]) && (kmax === null || kemp[i] > kmax)) kmax = kemp[i];
+    });
+    // The API's verdict wins when the index is not complete yet (the same rule, on every stored frame).
+    const pe = run && run.phase_exit;
+    if (pe && typeof pe.step === 'number' && (!exit || pe.step < exit.step)) exit = Object.assign({}, pe);
+    const minOf = (k) => { let m = null; col(k).forEach((v) => { if (num(v) && (m === null || v < m)) m = v; }); return m; };
+    const cfgLr = run && run.config ? run.config.lr : null;
+    const complete = !!run && TW.isTerminal(run) && S.step.length >= (run.frames || 0) && (run.frames || 0) >= (run.snapshots || 0);
+    c.phase = {
+      key: key, exit: exit, maxEk: maxEk, maxEkStep: maxEkStep, nEk: nEk, kmax: kmax,
+      invLr: num(cfgLr) && cfgLr > 0 ? 1 / cfgLr : null, lr: cfgLr,
+      minRatio: minOf('ratio_min'), minKnn: minOf('knn_mean'), finalLoss: S.last('train_loss'),
+      ftc: run ? run.first_topology_change : null, complete: complete, frames: S.step.length,
+    };
+    return c.phase;
+  };
+
+  // The verdict in words: {cls: 'ok'|'warn'|'pending', text, title}.
+  TW.phaseVerdict = function (ph) {
+    const title = 'η·K_emp = η × K_emp over each snapshot interval. K_emp (largest swap ratio |dxᵢ−dxⱼ|/|xᵢ−xⱼ| per step) ' +
+      'is a lower bound on the update\'s Lipschitz constant K, so η·K_emp > 1 certifies η > η* = 1/K: past the ' +
+      'topological critical point, neurons may merge or tear apart.';
+    if (ph.exit) {
+      const over = ph.exit.from_step !== null && ph.exit.from_step !== undefined ? ' over steps ' + ph.exit.from_step + '→' + ph.exit.step : '';
+      return { cls: 'warn', title: title,
+        text: 'left the topology-preserving phase at step ' + ph.exit.step + ' (η·K_emp = ' + TW.fmtNum(ph.exit.eta_k_emp, 3) + over + ')' };
+    }
+    if (ph.maxEk === null) {
+      return { cls: 'pending', title: title, text: 'topology-preserving phase: no snapshot interval analysed yet' };
+    }
+    const bound = '(max η·K_emp = ' + TW.fmtNum(ph.maxEk, 2) + ' < 1)';
+    return { cls: 'ok', title: title + (ph.maxEkStep !== null ? ' The largest η·K_emp so far is at step ' + ph.maxEkStep + '.' : ''),
+      text: (ph.complete ? 'stayed in the topology-preserving phase ' : 'topology-preserving phase so far ') + bound };
+  };
+
+  // Vertical markers of the run's events on its timeline curves.
+  function eventMarkers(ftc, pe, t, scale) {
+    const out = [];
+    if (ftc !== null && ftc !== undefined) out.push({ x: scale(ftc), color: C.topo, label: 'first topology change' });
+    if (pe && pe.step !== null && pe.step !== undefined) {
+      out.push({ x: scale(pe.step), color: t.warn, label: 'left preserving phase', dash: 'dash', width: 1.6, side: 'right' });
+    }
+    return out;
+  }
+  TW.eventMarkers = eventMarkers;
 
   // One panel of the run page: {data, layout-extras, empty?}.
   function runPanel(name, S, run, o) {
@@ -80,15 +148,28 @@
         break;
       }
       case 'kemp': {
-        keys = ['k_emp'];
-        title = 'Empirical K';
+        // lr*K_emp against 1: above the line the interval certifies lr > eta* = 1/K.
+        keys = ['eta_k_emp'];
+        title = 'η · K_emp';
         const i = S.step.length - 1;
         const es = S.at('eta_star_emp', i);
         const lr = lrs[Math.max(0, Math.min(i, lrs.length - 1))];
-        sub = 'latest η*emp = 1/K_emp = ' + TW.fmtNum(es) + ' vs η = ' + TW.fmtNum(lr);
-        data = [TW.line(x, S.m.k_emp, 'K_emp = max sᵢⱼ / η', C.sharp),
-          TW.line(x, lrs.map((l) => (l ? 1 / l : null)), '1/η', C.ref1, { line: { color: C.ref1, width: 1.2, dash: 'dot' } })];
-        yaxis = { rangemode: 'tozero' };
+        const ks = (S.m.k_emp || []).filter(num);
+        const kmax = ks.length ? Math.max.apply(null, ks) : null;
+        sub = 'η*emp = 1/K_emp = ' + TW.fmtNum(es, 3) + (kmax ? ' (min ' + TW.fmtNum(1 / kmax, 2) + ')' : '') + ' vs η = ' + TW.fmtNum(lr, 3);
+        const ek = S.m.eta_k_emp || [];
+        const from = S.m.interval_from || [];
+        const cd = x.map((_, j) => [num((S.m.k_emp || [])[j]) ? TW.fmtNum(S.m.k_emp[j], 4) : '–', num(from[j]) ? from[j] : '–']);
+        data = [TW.line(x, ek.map((v) => (num(v) && v > 0 ? v : null)), 'η·K_emp', C.sharp,
+          { mode: 'lines+markers', marker: { size: 4 }, connectgaps: false, customdata: cd,
+            hovertemplate: '%{y:.3g} · K_emp %{customdata[0]} · steps %{customdata[1]}→%{x}' })];
+        const over = ek.map((v) => (num(v) && v > 1 ? v : null));
+        if (over.some((v) => v !== null)) {
+          data.push(TW.line(x, over, 'η·K_emp > 1', C.ref1, { mode: 'markers', marker: { size: 8, color: C.ref1, symbol: 'diamond' }, hoverinfo: 'skip' }));
+        }
+        shapes.push(TW.hline(1, C.ref1, 'dot'));
+        ann.push(TW.hlabel(0, 'η* (η·K = 1)', C.ref1)); // annotations on a log axis take log10(y)
+        yaxis = { type: 'log', dtick: 1, title: { text: 'η·K_emp' } };
         break;
       }
       case 'betti': {
@@ -144,7 +225,7 @@
       legend: { orientation: 'h', x: 1, xanchor: 'right', y: 1.0, yanchor: 'bottom', bgcolor: 'rgba(0,0,0,0)', font: { size: 10 } },
     });
     (o.topo || []).forEach((m) => {
-      const tm = TW.topoMarker(m.x, m.color, m.label);
+      const tm = TW.topoMarker(m.x, m.color, m.label, m);
       layout.shapes.push(tm.shape);
       layout.annotations.push(tm.ann);
     });
@@ -210,17 +291,19 @@
     const S = TW.series(c);
     const total = Math.max((run && run.total_steps) || 0, S.step.length ? S.step[S.step.length - 1] : 0, 1);
     const ftc = run ? run.first_topology_change : null;
+    const pe = TW.phaseStats(c).exit;
+    const markers = eventMarkers(ftc, pe, t, (s) => s);
     const sharpOff = run && run.config && run.config.sharpness_every === 0;
     const figs = [], styles = [];
     RUN_CURVES.forEach((name) => {
-      const key = [c.id, name, S.version, o.log, o.band, o.betti, total, ftc, t.dark].join('|');
+      const key = [c.id, name, S.version, o.log, o.band, o.betti, total, ftc, pe ? pe.step : '', t.dark].join('|');
       const slot = 'run|' + c.id + '|' + name;
       let base = TW.curveCache.get(slot);
       if (!base || base.key !== key) {
         const p = runPanel(name, S, run, o);
         const layout = panelLayout(p, {
           height: TW.H.curve, xTitle: 'step', xRange: [0, total], uirev: c.id + '|' + name + '|' + (name === 'loss' ? o.log : ''),
-          topo: ftc !== null && ftc !== undefined ? [{ x: ftc, color: C.topo, label: 'first topology change' }] : [],
+          topo: markers,
           emptyText: S.step.length ? 'not computed for this run' : 'no frames yet',
         });
         base = { key: key, data: p.data, layout: layout, empty: p.empty };
@@ -249,7 +332,7 @@
     const b = ['b0', 'b1', 'b2'].filter((k) => v(k) !== null).map((k) => v(k));
     if (b.length) parts.push('Betti ' + b.join('/'));
     f('bottleneck', 'bottleneck', 3); f('ratio min', 'ratio_min', 3); f('max', 'ratio_max', 3);
-    f('K_emp', 'k_emp'); f('η*emp', 'eta_star_emp'); f('η', 'lr');
+    f('ηK_emp', 'eta_k_emp', 3); f('K_emp', 'k_emp'); f('η*emp', 'eta_star_emp'); f('η', 'lr');
     f('kNN', 'knn_mean', 3); f('merges', 'merges');
     return parts.join(' · ');
   };
@@ -257,11 +340,13 @@
   // ------------------------------------------------------------------ compare page (overlays)
   const CMP = {
     loss: { title: 'Loss', sub: 'train (solid) · test (dotted) · log scale', series: [['train_loss', 'solid'], ['test_loss', 'dot']], yaxis: { type: 'log' } },
-    eta: { title: 'η · λmax', sub: 'lines at 1 (η*) and 2 (EoS)', series: [['eta_sharpness', 'solid']], ref: [1, 2] },
+    eta: { title: 'η · λmax', sub: 'lines at 1 (η*) and 2 (EoS)', series: [['eta_sharpness', 'solid']],
+      ref: [{ y: 1, label: 'η*', color: '#e5484d', dash: 'dot' }, { y: 2, label: 'EoS', color: '#f5a524', dash: 'dash' }] },
     betti: { title: 'Betti numbers', sub: 'b0 (solid) · b1 (dash) at 0.25 × diameter', series: [['b0', 'solid'], ['b1', 'dash']], shape: 'hv' },
     bottleneck: { title: 'Topology change', sub: 'bottleneck distance to previous frame', series: [['bottleneck', 'solid']] },
     knn: { title: 'Neighbourhood preservation', sub: 'mean share of step-0 kNN kept', series: [['knn_mean', 'solid']], yaxis: { range: [0, 1.03] } },
-    kemp: { title: 'Empirical K', sub: 'K_emp (solid) vs 1/η (dotted)', series: [['k_emp', 'solid']], invLr: true },
+    kemp: { title: 'η · K_emp', sub: 'log scale · above 1: η > η* = 1/K', series: [['eta_k_emp', 'solid']],
+      yaxis: { type: 'log', dtick: 1 }, markers: true, positive: true, ref: [{ y: 1, label: 'η* (η·K = 1)', color: '#e5484d', dash: 'dot' }] },
     accuracy: { title: 'Test accuracy', sub: '', series: [['accuracy', 'solid']], yaxis: { range: [0, 1.02], tickformat: '.0%' } },
   };
 
@@ -280,7 +365,8 @@
     const frac = meta.align === 'fraction';
     const figs = [], styles = [];
     const caches = meta.runs.map((id) => TW.cache(id));
-    const vkey = caches.map((c) => c.version + ':' + (c.run ? c.run.total_steps + ':' + c.run.first_topology_change : '')).join(',');
+    const vkey = caches.map((c) => c.version + ':' + (c.run ? c.run.total_steps + ':' + c.run.first_topology_change : '') +
+      ':' + ((TW.phaseStats(c).exit || {}).step)).join(',');
     let maxX = 1;
     if (!frac) caches.forEach((c) => { maxX = Math.max(maxX, (c.run && c.run.total_steps) || 0, c.steps.length ? c.steps[c.steps.length - 1] : 0); });
     CMP_CURVES.forEach((name) => {
@@ -300,8 +386,10 @@
           spec.series.forEach(([m, dash], j) => {
             if (!S.any(m)) return;
             anyData = true;
-            data.push(TW.line(x, S.m[m], c.id.slice(0, 8) + lrLabel, color,
-              { line: { color: color, width: j ? 1.4 : 1.9, dash: dash, shape: spec.shape || 'linear' }, legendgroup: c.id, showlegend: j === 0 }));
+            const y = spec.positive ? S.m[m].map((v) => (num(v) && v > 0 ? v : null)) : S.m[m];
+            data.push(TW.line(x, y, c.id.slice(0, 8) + lrLabel, color,
+              Object.assign({ line: { color: color, width: j ? 1.4 : 1.9, dash: dash, shape: spec.shape || 'linear' }, legendgroup: c.id, showlegend: j === 0 },
+                spec.markers ? { mode: 'lines+markers', marker: { size: 4, color: color } } : {})));
           });
           if (spec.invLr && c.run && c.run.config && c.run.config.lr) {
             data.push(TW.line(x.length ? [frac ? 0 : 0, frac ? 1 : maxX] : [], x.length ? [1 / c.run.config.lr, 1 / c.run.config.lr] : [], '1/η' + lrLabel, color,
@@ -309,9 +397,15 @@
           }
           const ftc = c.run ? c.run.first_topology_change : null;
           if (ftc !== null && ftc !== undefined && (!frac || T)) topo.push({ x: frac ? ftc / T : ftc, color: color, label: 'topology change' });
+          const pe = TW.phaseStats(c).exit;
+          if (pe && (!frac || T)) topo.push({ x: frac ? pe.step / T : pe.step, color: color, label: 'left phase', dash: 'dash', width: 1.6, side: 'right' });
         });
         const shapes = [], ann = [];
-        (spec.ref || []).forEach((y, j) => { shapes.push(TW.hline(y, j ? '#f5a524' : '#e5484d', j ? 'dash' : 'dot')); ann.push(TW.hlabel(y, j ? 'EoS' : 'η*', j ? '#f5a524' : '#e5484d')); });
+        const logY = spec.yaxis && spec.yaxis.type === 'log';
+        (spec.ref || []).forEach((r) => {
+          shapes.push(TW.hline(r.y, r.color, r.dash));
+          ann.push(TW.hlabel(logY ? Math.log10(r.y) : r.y, r.label, r.color)); // annotations on a log axis take log10(y)
+        });
         const p = { data: data, title: spec.title, sub: spec.sub, yaxis: Object.assign({ rangemode: 'tozero' }, spec.yaxis || {}), shapes: shapes, ann: ann, empty: !anyData };
         if (spec.yaxis && spec.yaxis.type === 'log') delete p.yaxis.rangemode;
         const layout = panelLayout(p, {

@@ -358,6 +358,17 @@
       return x === null ? '' : TW.readout(TW.cache(meta.run_id), x);
     },
 
+    // The phase indicator in the run header: still in the topology-preserving phase, or when it left it.
+    run_phase: function (ver, run, meta) {
+      if (!meta || meta.kind !== 'run') throw STOP();
+      const c = TW.cache(meta.run_id);
+      if (!run || run.status === 'not-found') return ['', 'phase-indicator hidden', ''];
+      const v = TW.phaseVerdict(TW.phaseStats(c));
+      const icon = v.cls === 'warn' ? '▲' : v.cls === 'ok' ? '●' : '○';
+      return [[TW.h('Span', { className: 'phase-icon', 'aria-hidden': 'true' }, icon), TW.h('Span', { className: 'phase-text' }, v.text)],
+        'phase-indicator phase-' + v.cls, v.title];
+    },
+
     run_stop: async function (n, meta) {
       if (!n || !meta || meta.kind !== 'run') throw STOP();
       try {
@@ -417,6 +428,8 @@
         const parts = [String(cfg.optimizer || ''), 'lr ' + TW.fmtNum(cfg.lr), 'width ' + (r.width || cfg.width),
           (r.steps_done || 0) + '/' + (r.total_steps || '–') + ' steps', (r.frames || 0) + ' frames'];
         if (r.first_topology_change !== null && r.first_topology_change !== undefined) parts.push('topology change @ ' + r.first_topology_change);
+        const pe = TW.phaseStats(TW.cache(id)).exit;
+        if (pe) parts.push('left preserving phase @ ' + pe.step);
         if (r.error) parts.push(r.error);
         infos.push(parts.join(' · '));
       });
@@ -472,6 +485,12 @@
       });
       const n = TW.positions(meta).length;
       return [clouds, bars, fmtPos(meta, cursor.pos), (extras.length ? 'loading… · ' : '') + 'frame ' + (cursor.i + 1) + '/' + n, label];
+    },
+
+    // The summary table: one row per run, the row of a run that left the preserving phase highlighted.
+    cmp_summary: function (ver, runs, meta) {
+      if (!meta || meta.kind !== 'compare') throw STOP();
+      return TW.summaryTable(meta.runs);
     },
 
     cmp_curves: function (ver, runs, meta) {

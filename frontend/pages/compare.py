@@ -8,7 +8,7 @@ from dash import ALL, ClientsideFunction, Input, Output, State, dcc, html
 from frontend.components import graph, sid, stores, timeline_bar
 
 MAX_RUNS = 4
-CMP_CURVES = ["loss", "eta", "betti", "bottleneck", "knn", "kemp", "accuracy"]
+CMP_CURVES = ["kemp", "loss", "eta", "betti", "bottleneck", "knn", "accuracy"]
 RUN_COLORS = ["#5b6cff", "#ef553b", "#00b386", "#ab63fa"]
 
 
@@ -73,6 +73,20 @@ def layout(query: dict[str, str]) -> html.Div:
             className="card cmp-col",
             style={"borderTopColor": color},
         ))
+    summary = html.Div(
+        [
+            html.Div(
+                [html.H3("Topology-preserving phase", className="card-title"),
+                 html.Span(["η·K_emp = η × K_emp per snapshot interval; above 1 the run is certified past η* = 1/K ",
+                            "(neurons may merge or tear). Values over the analysed frames."],
+                           className="muted small")],
+                className="card-head",
+            ),
+            # filled by the cmp_summary clientside callback: one <tr data-run-id=...> per run
+            html.Div(html.P("Loading…", className="muted small"), id="compare-summary", className="summary-wrap"),
+        ],
+        className="card summary-card",
+    )
     curves = html.Div(
         [
             html.Div([html.H2("Metrics, overlaid")], className="section-head"),
@@ -88,7 +102,8 @@ def layout(query: dict[str, str]) -> html.Div:
         className="curves-section",
     )
     return html.Div(
-        [head, timeline_bar(), html.Div(cols, className=f"compare-cols n{len(ids)}"), curves, *stores(meta, "cmp")],
+        [head, summary, timeline_bar(), html.Div(cols, className=f"compare-cols n{len(ids)}"), curves,
+         *stores(meta, "cmp")],
         id="page-compare",
         className="page page-compare",
     )
@@ -123,6 +138,13 @@ def register(app, client) -> None:  # noqa: ARG001 - uniform page API
         Input(sid("run", "cmp"), "data"),
         State(sid("meta", "cmp"), "data"),
         prevent_initial_call=True,
+    )
+    app.clientside_callback(
+        ClientsideFunction("topowatch", "cmp_summary"),
+        Output("compare-summary", "children"),
+        Input(sid("version", "cmp"), "data"),
+        Input(sid("run", "cmp"), "data"),
+        State(sid("meta", "cmp"), "data"),
     )
     app.clientside_callback(
         ClientsideFunction("topowatch", "cmp_curves"),

@@ -11,7 +11,7 @@ from dash import ClientsideFunction, Input, Output, State, dcc, html
 from frontend.components import card, graph, sid, stores, timeline_bar
 
 # Metric panels, in display order (JS knows the same names: curve-<name>, curve-box-<name>).
-CURVES = ["loss", "eta", "sharpness", "betti", "bottleneck", "ratio", "kemp", "knn", "merges", "accuracy"]
+CURVES = ["loss", "kemp", "eta", "sharpness", "betti", "bottleneck", "ratio", "knn", "merges", "accuracy"]
 CURVE_HEIGHT = 250
 
 
@@ -52,6 +52,9 @@ def layout(run_id: str, query: dict[str, str]) -> html.Div:
                         ],
                         className="run-title-row",
                     ),
+                    # Still in the topology-preserving phase (lr * K_emp < 1), or when it left it.
+                    html.Div(id="phase-indicator", className="phase-indicator phase-pending", role="status",
+                             **{"aria-live": "polite"}),
                     html.Div(id="run-facts", className="run-facts"),
                     html.Div(id="run-error", className="run-error"),
                 ],
@@ -184,6 +187,15 @@ def register(app, client) -> None:  # noqa: ARG001 - uniform page API
         Output("metrics-readout", "children"),
         Input(sid("cursor", "run"), "data"),
         Input(sid("version", "run"), "data"),
+        State(sid("meta", "run"), "data"),
+    )
+    app.clientside_callback(
+        ClientsideFunction("topowatch", "run_phase"),
+        Output("phase-indicator", "children"),
+        Output("phase-indicator", "className"),
+        Output("phase-indicator", "title"),
+        Input(sid("version", "run"), "data"),
+        Input(sid("run", "run"), "data"),
         State(sid("meta", "run"), "data"),
     )
     app.clientside_callback(

@@ -364,6 +364,75 @@ def test_paper_pair_opens_compare_and_home_selection_compares(page, urls):
     assert page.locator(".cmp-col").count() == 2
 
 
+def test_paper_pair_phase_exit_on_compare_and_run_pages(page, urls):
+    """The figure-eight paper pair: the large lr's catapult leaves the topology-preserving phase
+    (lr * K_emp > 1) around step 16, the small lr stays in it; the compare summary and the run
+    header say so at a glance."""
+    api, ui = urls
+    page.goto(f"{ui}/new")
+    page.wait_for_selector("#field-epochs")
+    choose_preset(page, preset_title(api, "figure-eight"))
+    page.fill("#field-epochs", "1")
+    page.fill("#field-sharpness_every", "0")
+    page.click("#paper-pair")
+    page.wait_for_url(re.compile(r".*/compare\?runs=[^,&]+,[^,&]+"))
+    ids = parse_qs(urlparse(page.url).query)["runs"][0].split(",")
+    runs = {i: api_run(api, i) for i in ids}
+    assert all(r["config"]["epochs"] == 1 and r["config"]["sharpness_every"] == 0 for r in runs.values())
+    small, large = sorted(ids, key=lambda i: runs[i]["config"]["lr"])
+    assert (runs[small]["config"]["lr"], runs[large]["config"]["lr"]) == (0.0025, 0.003)
+
+    # one epoch of 28 steps, a snapshot every 2 steps: 15 frames each, all analysed
+    for i in ids:
+        wait_until(lambda i=i: (r := api_run(api, i))["status"] in ("finished", "diverged", "failed", "stopped")
+                   and r["frames"] >= 15 and len(analysed_steps(api, i)) >= 15, 240, f"all 15 frames of run {i}")
+        run = api_run(api, i)
+        assert run["status"] in ("finished", "diverged"), f"run {i} ended {run['status']}: {run.get('error')}"
+
+    # the summary table: one row per run; the large lr left the phase, the small one stayed in it
+    row = "#compare-summary tr[data-run-id='{}']"
+    page.wait_for_selector(row.format(small))
+    page.wait_for_function("""([r, s]) => {
+        const big = document.querySelector(r), little = document.querySelector(s);
+        return big && big.dataset.phaseExit && little && little.innerText.includes('stayed in the preserving phase');
+    }""", arg=[row.format(large), row.format(small)], timeout=60_000)
+    assert page.locator("#compare-summary tbody tr[data-run-id]").count() == 2
+    big_text = page.inner_text(row.format(large))
+    exit_step = int(page.get_attribute(row.format(large), "data-phase-exit"))
+    assert 12 <= exit_step <= 20, big_text
+    assert re.search(rf"\bstep {exit_step}\b", page.inner_text(row.format(large) + " td.col-exit")), big_text
+    assert "stayed" not in big_text and "0.003" in big_text
+    assert "phase-left" in page.get_attribute(row.format(large), "class").split(), "the row that left is highlighted"
+    assert "phase-left" not in page.get_attribute(row.format(small), "class").split()
+    small_text = page.inner_text(row.format(small))
+    assert "none — stayed in the preserving phase" in small_text and "0.0025" in small_text
+    # the overlaid lr * K_emp curves carry the line at 1
+    page.wait_for_function("document.querySelector('#cmp-curve-kemp .js-plotly-plot')?.data?.length >= 2")
+    assert page.evaluate("document.querySelector('#cmp-curve-kemp .js-plotly-plot').layout.shapes"
+                         ".some((s) => s.y0 === 1 && s.y1 === 1)")
+
+    # the large lr's run page, reached from its row: the header says when it left the phase, and
+    # every curve marks that step
+    page.click(row.format(large) + " a.run-link")
+    page.wait_for_url(re.compile(rf".*/runs/{large}"))
+    page.wait_for_function("s => document.querySelector('#phase-indicator')?.innerText"
+                           ".includes('left the topology-preserving phase at step ' + s)", arg=exit_step)
+    assert "phase-warn" in page.get_attribute("#phase-indicator", "class").split()
+    page.wait_for_function("""(s) => ['curve-loss', 'curve-kemp', 'curve-knn'].every((id) => {
+        const gd = document.querySelector('#' + id + ' .js-plotly-plot');
+        return gd && gd.layout && (gd.layout.shapes || []).some((sh) => sh.x0 === s && sh.x1 === s);
+    })""", arg=exit_step)
+    kemp_text = page.evaluate("document.querySelector('#curve-kemp .js-plotly-plot').layout.annotations"
+                              ".map((a) => a.text).join(' | ')")
+    assert "η* (η·K = 1)" in kemp_text
+
+    # and the small lr's page says it stayed in the phase
+    page.goto(f"{ui}/runs/{small}")
+    page.wait_for_function("document.querySelector('#phase-indicator')?.innerText"
+                           ".includes('stayed in the topology-preserving phase')")
+    assert "phase-ok" in page.get_attribute("#phase-indicator", "class").split()
+
+
 def test_api_proxy_passes_errors_through(urls):
     """The same-origin proxy forwards status codes and JSON bodies unchanged."""
     _, ui = urls

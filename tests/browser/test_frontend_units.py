@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import threading
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -117,11 +118,15 @@ def test_layouts_carry_the_stable_ids():
     assert {"runs-table", "compare-button", "new-run-button"} <= _ids(home.layout())
     run_ids = _ids(run.layout("abc", {"step": "40"}))
     assert {"status-badge", "stop-button", "timeline-slider", "play-button", "step-prev", "step-next",
-            "live-toggle", "current-step", "cloud-graph", "barcode-graph", "diagram-graph"} <= run_ids
+            "live-toggle", "current-step", "cloud-graph", "barcode-graph", "diagram-graph", "phase-indicator"} <= run_ids
     assert run.meta_from_query("abc", {"step": "40"})["init_pos"] == 40
     assert run.meta_from_query("abc", {})["live"] is True
     cmp_ids = _ids(compare.layout({"runs": "a,b,a", "align": "fraction"}))
-    assert {"timeline-slider", "current-step", "align-select"} <= cmp_ids
+    assert {"timeline-slider", "current-step", "align-select", "compare-summary"} <= cmp_ids
+    # the JS draws one curve per id, in the same order as the pages declare them
+    js = (Path(__file__).resolve().parents[2] / "frontend" / "assets" / "25_curves.js").read_text()
+    assert f"const RUN_CURVES = {json.dumps(run.CURVES)};".replace('"', "'") in js
+    assert f"const CMP_CURVES = {json.dumps(compare.CMP_CURVES)};".replace('"', "'") in js
     assert "new-form-container" in _ids(new_run.layout({}))
 
 
