@@ -61,7 +61,8 @@ def test_up_stops_cleanly_and_a_restart_shows_earlier_runs(tmp_path):
         exit_code = stop_process(up, signal.SIGINT)
     assert exit_code == 0
     assert "stopped" in log.read_text()
-    assert not [pid for pid in children if alive(pid)], "orphan processes after Ctrl-C"
+    orphans = [open(f"/proc/{pid}/cmdline").read().replace("\0", " ") for pid in children if alive(pid)]
+    assert not orphans, f"orphan processes after Ctrl-C: {orphans}"
     assert not (tmp_path / "up.lock").exists()
 
     again = start_process(args, env, log)

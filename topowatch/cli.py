@@ -179,6 +179,10 @@ def cmd_api(args: argparse.Namespace) -> None:
                          stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         for slot in range(settings.analysers)
     ]
+    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; turning them into SystemExit lets the
+    # `finally` below stop the analysers instead of leaving them to outlive this process.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     try:
         uvicorn.run(create_app(settings, redis_url), host=args.host or settings.api_host, port=settings.api_port,
                     log_level="warning")
