@@ -61,15 +61,15 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
 
 
 def neuron_matrix(model: NeuronMLP, optimizer: torch.optim.Optimizer, with_state: bool) -> np.ndarray:
-    """The neuron cloud as float32 (N, D); for Adam optionally with each neuron's (m, v) appended."""
-    with torch.no_grad():
-        parts = [model.neurons()]
-        if with_state:
-            for moment in ("exp_avg", "exp_avg_sq"):
-                state_in = optimizer.state.get(model.w_in, {}).get(moment, torch.zeros_like(model.w_in))
-                state_out = optimizer.state.get(model.w_out, {}).get(moment, torch.zeros_like(model.w_out))
-                parts.append(torch.cat([state_in, state_out.T], dim=1))
-        return torch.cat(parts, dim=1).to("cpu", torch.float32).numpy().copy()
+    """The neuron cloud as float32 (N, D); for Adam optionally with each neuron's (m, v) appended.
+
+    Called every snapshot, so it is one concatenation into a fresh tensor and no further copy."""
+    parts = [model.w_in.detach(), model.w_out.detach().T]
+    if with_state:
+        for moment in ("exp_avg", "exp_avg_sq"):
+            parts.append(optimizer.state.get(model.w_in, {}).get(moment, torch.zeros_like(model.w_in)))
+            parts.append(optimizer.state.get(model.w_out, {}).get(moment, torch.zeros_like(model.w_out)).T)
+    return torch.cat(parts, dim=1).to("cpu", torch.float32).numpy()
 
 
 def train(config: RunConfig, sink: Sink, device: torch.device, on_start: Callable[..., None] | None = None) -> Outcome:
@@ -96,44 +96,58 @@ def train(config: RunConfig, sink: Sink, device: torch.device, on_start: Callabl
     # Sharpness is always measured on the same training examples, so its curve is comparable over time.
     sharp_x, sharp_y = x_train[: config.sharpness_subset], y_train[: config.sharpness_subset]
     last_sharpness: Sharpness | None = None
-    # Test metrics cost a forward pass over the test set: at most ~8 times per epoch, not every snapshot.
-    eval_every = max(config.snapshot_every, per_epoch // 8, 1)
-    last_eval = -eval_every
+    # Test metrics and sharpness run on their own schedules, whatever the snapshot rate: a forward pass over
+    # the test set costs several training steps, so snapshotting every step must not multiply it.
+    eval_every = max(1, per_epoch // 2)
     generator = torch.Generator().manual_seed(config.seed)
 
-    def measure(step: int, train_losses: list[float]) -> dict:
-        nonlocal last_sharpness, last_eval
-        metrics: dict = {"lr": config.lr, "train_loss": float(np.mean(train_losses)) if train_losses else None}
-        model.eval()
-        if step - last_eval >= eval_every or step in (0, total_steps):
-            last_eval = step
-            with torch.no_grad():
-                outputs = model(x_test)
-                metrics["test_loss"] = float(loss_function(config, outputs, y_test))
-                if preset.loss == "cross-entropy":
-                    metrics["accuracy"] = float((outputs.argmax(dim=1) == y_test).float().mean())
-                if not train_losses:
-                    metrics["train_loss"] = float(loss_function(config, model(x_train), y_train))
-        if config.sharpness_every and step % config.sharpness_every == 0:
-            preconditioner = adam_preconditioner(optimizer, params) if config.optimizer == "adam" else None
-            last_sharpness = top_hessian_eigenvalue(
-                lambda: loss_function(config, model(sharp_x), sharp_y),
-                params,
-                v0=last_sharpness.vector if last_sharpness is not None else None,
-                preconditioner=preconditioner,
-            )
-            metrics["sharpness"] = last_sharpness.value
-            metrics["sharpness_kind"] = "preconditioned" if last_sharpness.preconditioned else "hessian"
-            metrics["sharpness_hvps"] = last_sharpness.hvps
-        model.train()
+    def evaluate() -> dict:
+        with torch.no_grad():
+            outputs = model(x_test)
+            metrics = {"test_loss": float(loss_function(config, outputs, y_test))}
+            if preset.loss == "cross-entropy":
+                metrics["accuracy"] = float((outputs.argmax(dim=1) == y_test).float().mean())
         return metrics
 
+    def sharpness() -> dict:
+        nonlocal last_sharpness
+        preconditioner = adam_preconditioner(optimizer, params) if config.optimizer == "adam" else None
+        last_sharpness = top_hessian_eigenvalue(
+            lambda: loss_function(config, model(sharp_x), sharp_y),
+            params,
+            v0=last_sharpness.vector if last_sharpness is not None else None,
+            preconditioner=preconditioner,
+        )
+        return {
+            "sharpness": last_sharpness.value,
+            "sharpness_kind": "preconditioned" if last_sharpness.preconditioned else "hessian",
+            "sharpness_hvps": last_sharpness.hvps,
+        }
+
     def publish(step: int, epoch: int, train_losses: list[float]) -> bool:
+        """Snapshot the neurons; measurements due at this step ride along. False if the weights blew up."""
         neurons = neuron_matrix(model, optimizer, config.optimizer_state_in_neuron)
         if not np.isfinite(neurons).all():
             return False
-        sink.snapshot(step, epoch, neurons, measure(step, train_losses))
+        metrics: dict = {"lr": config.lr, "train_loss": sum(train_losses) / len(train_losses) if train_losses else None}
+        due_eval = step % eval_every == 0 or step == total_steps
+        due_sharpness = bool(config.sharpness_every) and step % config.sharpness_every == 0
+        if due_eval or due_sharpness:
+            model.eval()
+            if due_eval:
+                metrics |= evaluate()
+                if not train_losses:
+                    with torch.no_grad():
+                        metrics["train_loss"] = float(loss_function(config, model(x_train), y_train))
+            if due_sharpness:
+                metrics |= sharpness()
+            model.train()
+        sink.snapshot(step, epoch, neurons, metrics)
         return True
+
+    def snapshot_due(step: int) -> bool:
+        return (step % config.snapshot_every == 0 or step == total_steps or step % eval_every == 0
+                or (bool(config.sharpness_every) and step % config.sharpness_every == 0))
 
     step = 0
     publish(step, 0, [])
@@ -153,7 +167,7 @@ def train(config: RunConfig, sink: Sink, device: torch.device, on_start: Callabl
             optimizer.step()
             step += 1
             train_losses.append(loss_value)
-            if step % config.snapshot_every == 0 or step == total_steps:
+            if snapshot_due(step):
                 if not publish(step, epoch, train_losses):
                     return Outcome("diverged", step, f"neuron weights became non-finite at step {step}")
                 train_losses = []
