@@ -20,7 +20,7 @@ from topowatch.wire import EVENTS, SNAPSHOTS, Event, Snapshot, stop_key
 
 HEARTBEAT_TTL_S = 60  # generous: a CPU-starved worker is slow, not dead
 _POLL_S = 0.2
-_BATCH = 64
+_BATCH_S = 0.05
 
 
 def heartbeat_key(run_id: str) -> str:
@@ -35,6 +35,7 @@ class Publisher:
         self._max_backlog = max_backlog
         self._queue: queue.Queue[Snapshot | None] = queue.Queue(maxsize=queue_size)
         self._error: BaseException | None = None
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"publisher-{run_id}", daemon=True)
         self._thread.start()
 
@@ -53,6 +54,7 @@ class Publisher:
         self._client.xadd(EVENTS, Event(self.run_id, kind, step, message, info).encode())
 
     def flush(self) -> None:
+        self._wake.set()
         self._queue.join()
         if self._error is not None:
             raise RuntimeError("snapshot publisher failed") from self._error
@@ -61,26 +63,29 @@ class Publisher:
         # The heartbeat key is left to expire: deleting it could let the watchdog see a silent "running" run
         # before the recorder has read this run's final event.
         self._queue.put(None)
+        self._wake.set()
         self._thread.join()
 
     def _loop(self) -> None:
         last_poll = 0.0
         done = False
         while not done:
+            # Wake a few times a second, not per snapshot: the training thread's put stays a cheap append and
+            # one pipelined round trip carries everything queued meanwhile.
+            self._wake.wait(_BATCH_S)
+            self._wake.clear()
             batch: list[Snapshot] = []
-            try:
-                item = self._queue.get(timeout=_POLL_S)
-                while True:
-                    if item is None:
-                        done = True
-                    else:
-                        batch.append(item)
-                    self._queue.task_done()
-                    if done or len(batch) >= _BATCH:
-                        break
+            taken = 0
+            while True:
+                try:
                     item = self._queue.get_nowait()
-            except queue.Empty:
-                pass
+                except queue.Empty:
+                    break
+                taken += 1
+                if item is None:
+                    done = True
+                else:
+                    batch.append(item)
             try:
                 if batch:
                     self._wait_for_backlog()
@@ -96,6 +101,9 @@ class Publisher:
                 self.stop_requested.set()
                 self._drain()
                 return
+            finally:
+                for _ in range(taken):  # only now: flush() returns once the batch is really in Redis
+                    self._queue.task_done()
 
     def _poll_control(self) -> None:
         pipe = self._client.pipeline(transaction=False)
