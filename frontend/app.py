@@ -117,6 +117,9 @@ def create_app(api_url: str) -> dash.Dash:
     client = ApiClient(api_url)
     app = dash.Dash(
         __name__,
+        # Dash would add its own stdout handler to its logger, and with the root logger configured
+        # (`topowatch` sets up logging) "Dash is running on ..." came out twice: log through the root only.
+        add_log_handler=False,
         assets_folder=str(ASSETS),
         suppress_callback_exceptions=True,
         title="topowatch",

@@ -13,7 +13,7 @@ GRAPH_CONFIG = {
 }
 
 # Dash 4 sliders grow a number box unless told not to (older Dash does not know the prop).
-_SLIDER_EXTRA = {"allow_direct_input": False} if "allow_direct_input" in dcc.Slider().available_properties else {}
+SLIDER_EXTRA = {"allow_direct_input": False} if "allow_direct_input" in dcc.Slider().available_properties else {}
 
 SPEEDS = [
     {"label": "2 fps", "value": 2},
@@ -53,7 +53,7 @@ def timeline_bar() -> html.Div:
             ),
             html.Div(
                 dcc.Slider(id="timeline-slider", min=0, max=0, step=1, value=0, marks={}, updatemode="drag",
-                           included=True, **_SLIDER_EXTRA),
+                           included=True, **SLIDER_EXTRA),
                 className="timeline-slider-wrap",
             ),
             html.Div(

@@ -7,8 +7,10 @@
   'use strict';
   const TW = (window.topowatch = window.topowatch || {});
 
-  TW.CHUNK = 16;          // full frames per range request
+  TW.CHUNK = 6;           // full frames per background range request, until a frame's size is known
+  TW.RANGE_BYTES = 400000; // then: about this much JSON per range request (2..16 frames)
   TW.MAX_INFLIGHT = 2;    // concurrent range requests per run
+  TW.MAX_SINGLE = 2;      // concurrent single-frame requests per run (the frame on screen comes first)
   TW.PREFETCH_CAP = 400;  // frames per run fetched in the background (on-demand fetches are unlimited)
   TW.tick = 0;
 
@@ -35,6 +37,7 @@
       }
       const resp = await fetch(path, init);
       const text = await resp.text();
+      if (opts.info) opts.info.bytes = text.length;
       let body = null;
       try { body = text ? JSON.parse(text) : null; } catch (e) { body = text; }
       if (!resp.ok) {
@@ -76,16 +79,31 @@
   };
 
   // Replace the query string (no new history entry) so that the URL reopens the current view.
-  // (throttled: playback changes the step many times a second)
+  // Throttled (playback changes the step many times a second) but never more than ~QUERY_MS behind:
+  // the first change after a quiet spell is written at once, later ones at most every QUERY_MS, and
+  // the write itself waits for an idle moment so it never delays drawing a frame.
+  TW.QUERY_MS = 200;
   TW.writeQuery = function (path, params) {
     TW._pendingQuery = [path, Object.assign({}, params)];
     if (TW._queryTimer) return;
+    const wait = Math.max(0, (TW._queryLast || 0) + TW.QUERY_MS - Date.now());
     TW._queryTimer = setTimeout(() => {
-      TW._queryTimer = null;
-      const pq = TW._pendingQuery;
-      TW._pendingQuery = null;
-      if (pq) writeQueryNow(pq[0], pq[1]);
-    }, 150);
+      const flush = () => {
+        TW._queryTimer = null;
+        TW._queryLast = Date.now();
+        const pq = TW._pendingQuery;
+        TW._pendingQuery = null;
+        if (pq) writeQueryNow(pq[0], pq[1]);
+      };
+      if (window.requestIdleCallback) window.requestIdleCallback(flush, { timeout: 120 });
+      else flush();
+    }, wait);
+  };
+  // Write a pending query now (tests and page changes must not lose the last one).
+  TW.flushQuery = function () {
+    const pq = TW._pendingQuery;
+    TW._pendingQuery = null;
+    if (pq) writeQueryNow(pq[0], pq[1]);
   };
   function writeQueryNow(path, params) {
     if (window.location.pathname !== path) return;
@@ -110,7 +128,9 @@
         id: id, run: null, notFound: false,
         index: [], steps: [], pos: new Map(), version: 0, lastFull: 0,
         frames: new Map(), pending: new Set(), missing: new Map(), inflight: 0,
+        single: new Set(), singleNext: null, chunk: TW.CHUNK,
         wanted: null, cursorI: 0, series: null, bbox: {},
+        rate: [], // [time ms, analysed frames] samples: the observed analysis rate
       };
       TW.runs.set(id, c);
     }
@@ -156,6 +176,7 @@
     }
     c.notFound = false;
     c.run = run;
+    noteRate(c, run);
     const want = run.frames || 0;
     let changed = false;
     if (c.index.length < want || !c.indexLoaded) {
@@ -165,8 +186,9 @@
       const res = await TW.fetchJSON(last !== null ? base + '?start=' + (last + 1) : base, { timeout: 30000 });
       changed = mergeIndex(c, res && res.frames);
       c.indexLoaded = true;
-      // Frames analysed out of order (several analysers) are not after `last`: refetch in full now and then.
-      if (c.index.length < want && last !== null && Date.now() - c.lastFull > 5000) {
+      // Frames analysed out of order (back-filled newest first, or by several analysers) are not after
+      // `last`: refetch in full now and then (the index is small; a long one less often).
+      if (c.index.length < want && last !== null && Date.now() - c.lastFull > Math.min(5000, 1000 + 10 * c.index.length)) {
         c.lastFull = Date.now();
         const full = await TW.fetchJSON(base, { timeout: 30000 });
         changed = mergeIndex(c, full && full.frames) || changed;
@@ -175,10 +197,74 @@
     return changed;
   };
 
-  // ------------------------------------------------------------------ full frames, fetched in ranges
+  // ------------------------------------------------------------------ the analysis backlog
+  // Snapshots are analysed newest first and back-filled; a slow preset (double-torus: ~1 s a frame)
+  // can run far ahead of its analysis. The rate is observed from the run's frame count over time.
+  function noteRate(c, run) {
+    const now = Date.now();
+    const n = run.frames || 0;
+    const last = c.rate[c.rate.length - 1];
+    if (!last || last[1] !== n) c.rate.push([now, n]);
+    while (c.rate.length > 2 && now - c.rate[1][0] > 30000) c.rate.shift();
+  }
+
+  // {waiting, rate (frames/s or null), eta (s or null)}; waiting = snapshots received, not analysed yet.
+  TW.backlog = function (c) {
+    const run = c.run;
+    if (!run) return { waiting: 0, rate: null, eta: null };
+    const waiting = Math.max(0, (run.snapshots || 0) - (run.frames || 0));
+    let rate = null;
+    const r = c.rate;
+    if (r.length >= 2) {
+      const a = r[0], b = r[r.length - 1];
+      const dt = (Math.max(b[0], Date.now() - 1) - a[0]) / 1000;
+      if (b[1] > a[1] && dt > 0.5) rate = (b[1] - a[1]) / dt;
+    }
+    return { waiting: waiting, rate: rate, eta: rate && waiting ? waiting / rate : null };
+  };
+
+  TW.fmtBacklog = function (b) {
+    if (!b.waiting) return '';
+    let s = b.waiting + ' snapshot' + (b.waiting === 1 ? '' : 's') + ' waiting';
+    if (b.rate) {
+      s += ' · ≈' + (b.rate >= 1 ? TW.fmtNum(b.rate, 2) + ' frames/s' : TW.fmtNum(1 / b.rate, 2) + ' s/frame');
+      if (b.eta) s += ' · ~' + (b.eta < 90 ? Math.ceil(b.eta) + ' s' : Math.ceil(b.eta / 60) + ' min') + ' left';
+    }
+    return s;
+  };
+
+  // The steps a run sends snapshots at: every snapshot_every steps, and its last step.
+  function isSnapshotStep(run, step) {
+    const every = (run.config && run.config.snapshot_every) || 1;
+    return step === 0 || step % every === 0 || (TW.isTerminal(run) && step === run.steps_done);
+  }
+
+  // `step` was received as a snapshot but is not analysed yet (it will be: the backlog is not empty).
+  TW.awaitsAnalysis = function (c, step) {
+    const run = c.run;
+    if (!run || typeof step !== 'number' || !Number.isFinite(step) || c.pos.has(step)) return false;
+    if ((run.snapshots || 0) <= (run.frames || 0)) return false;
+    return step >= 0 && step <= (run.steps_done || 0) && isSnapshotStep(run, step);
+  };
+
+  // How many unanalysed snapshots go before `step` (newest first: those after it).
+  TW.aheadOf = function (c, step) {
+    const run = c.run;
+    if (!run) return 0;
+    const every = (run.config && run.config.snapshot_every) || 1;
+    const done = run.steps_done || 0;
+    let n = 0;
+    for (let s = (Math.floor(step / every) + 1) * every; s <= done; s += every) if (!c.pos.has(s)) n++;
+    if (TW.isTerminal(run) && done > step && done % every !== 0 && !c.pos.has(done)) n++;
+    return Math.min(n, Math.max(0, (run.snapshots || 0) - (run.frames || 0) - 1));
+  };
+
+  // ------------------------------------------------------------------ full frames
+  // The frame on screen is fetched alone first (GET /frames/{step}: one ~65 kB frame, tens of ms);
+  // the cache around it is then filled in the background in ranges of a few hundred kB.
   function have(c, j) {
     const s = c.steps[j];
-    if (c.frames.has(s) || c.pending.has(s)) return true;
+    if (c.frames.has(s) || c.pending.has(s) || c.single.has(s)) return true;
     const until = c.missing.get(s);
     return until !== undefined && until > Date.now();
   }
@@ -186,7 +272,7 @@
   function rangeAround(c, i, dir) {
     const n = c.steps.length;
     if (i < 0 || i >= n || have(c, i)) return null;
-    const K = TW.CHUNK;
+    const K = c.chunk || TW.CHUNK;
     const fwd = dir > 0 ? K - 1 : dir < 0 ? 0 : Math.floor(K * 0.75);
     let lo = i, hi = i;
     while (hi + 1 < n && hi - i < fwd && !have(c, hi + 1)) hi++;
@@ -231,7 +317,42 @@
       });
   }
 
+  // One frame, on its own (the one on screen, or the next one playback needs).
+  function fetchOne(c, step) {
+    c.single.add(step);
+    const info = {};
+    TW.fetchJSON('/api/runs/' + encodeURIComponent(c.id) + '/frames/' + step, { timeout: 30000, info: info })
+      .then((f) => {
+        if (f && typeof f.step === 'number') {
+          c.frames.set(f.step, f);
+          // size the background ranges from what one frame weighs
+          if (info.bytes > 0) c.chunk = Math.max(2, Math.min(16, Math.round(TW.RANGE_BYTES / info.bytes)));
+        }
+        TW.bumpTick();
+      })
+      .catch((e) => {
+        c.missing.set(step, Date.now() + (e && e.status === 404 ? 5000 : 2000));
+        setTimeout(TW.bumpTick, 2100);
+      })
+      .finally(() => {
+        c.single.delete(step);
+        const next = c.singleNext;
+        c.singleNext = null;
+        if (next !== null) requestOne(c, next);
+        pump(c);
+      });
+  }
+
+  function requestOne(c, step) {
+    if (c.frames.has(step) || c.single.has(step) || c.pending.has(step)) return;
+    const until = c.missing.get(step);
+    if (until !== undefined && until > Date.now()) return;
+    if (c.single.size >= TW.MAX_SINGLE) { c.singleNext = step; return; } // the latest wish wins
+    fetchOne(c, step);
+  }
+
   function pump(c) {
+    if (c.single.size && !c.frames.size) return; // the first frame on screen goes alone
     while (c.inflight < TW.MAX_INFLIGHT) {
       let r = null;
       if (c.wanted) {
@@ -245,21 +366,24 @@
     }
   }
 
-  // The full frame at `step` if cached; otherwise schedule its range and return undefined.
-  TW.want = function (id, step, dir) {
+  // The full frame at `step` if cached; otherwise fetch it (alone, at once) and return undefined; the
+  // frames around it follow in the background. `ahead` (playback look-ahead) skips the single fetch.
+  TW.want = function (id, step, dir, ahead) {
     const c = TW.cache(id);
     const i = c.pos.get(step);
-    if (i !== undefined) c.cursorI = i;
+    if (i !== undefined && !ahead) c.cursorI = i;
     const f = c.frames.get(step);
     if (f) {
       if (c.inflight === 0) pump(c);
       return f;
     }
     if (i === undefined) return undefined;
+    if (!ahead) requestOne(c, step);
     c.wanted = { i: i, dir: dir || 0 };
     pump(c);
     return undefined;
   };
+
 
   TW.hasFrame = (id, step) => TW.cache(id).frames.has(step);
 

@@ -113,14 +113,15 @@
     const x = new Array(n), y = new Array(n), z = use3 ? new Array(n) : null;
     for (let i = 0; i < n; i++) { x[i] = P[i][0]; y[i] = P[i][1]; if (use3) z[i] = P[i][2]; }
     const hue = frame.neuron_hue || [];
-    const knn = frame.knn_preservation || [];
+    const knn = o.knn || frame.knn_preservation || []; // o.knn: shares for another k (frames carry k = 10)
+    const kk = o.knn ? (o.knnK || 10) : 10;
     const byKnn = o.color === 'knn' && knn.length === n;
     const custom = new Array(n);
     for (let i = 0; i < n; i++) custom[i] = [i, hue[i] === undefined ? null : hue[i], knn[i] === undefined ? null : knn[i]];
     const names = proj === 'raw' ? (d >= 3 ? AX.raw3 : AX.raw2) : AX[proj] || ['x', 'y', 'z'];
     const hover = 'neuron %{customdata[0]}<br>' + names[0] + ' = %{x:.4f}<br>' + names[1] + ' = %{y:.4f}' +
       (use3 ? '<br>' + names[2] + ' = %{z:.4f}' : '') +
-      '<br>step-0 hue = %{customdata[1]:.3f}<br>kNN preserved = %{customdata[2]:.2f}<extra>step ' + frame.step + '</extra>';
+      '<br>step-0 hue = %{customdata[1]:.3f}<br>kNN preserved (k=' + kk + ') = %{customdata[2]:.2f}<extra>step ' + frame.step + '</extra>';
     const size = o.compact ? (n > 2000 ? 2.6 : 3.6) : (n > 2000 ? 3.2 : n > 600 ? 4.6 : 6);
     const marker = {
       size: use3 ? Math.max(1.8, size * 0.6) : size,
@@ -131,7 +132,7 @@
       line: { width: 0 },
       showscale: byKnn,
     };
-    if (byKnn) marker.colorbar = { title: { text: 'kNN kept', side: 'right', font: { size: 10.5 } }, thickness: 10, len: 0.8, tickfont: { size: 10 }, outlinewidth: 0 };
+    if (byKnn) marker.colorbar = { title: { text: 'kNN kept (k=' + kk + ')', side: 'right', font: { size: 10.5 } }, thickness: 10, len: 0.8, tickfont: { size: 10 }, outlinewidth: 0 };
     // WebGL draws a thousand points per frame far faster than SVG; fall back to SVG without it.
     const type = use3 ? 'scatter3d' : (n > 300 && TW.hasWebGL() ? 'scattergl' : 'scatter');
     const trace = { type: type, mode: 'markers', x: x, y: y, customdata: custom, hovertemplate: hover, marker: marker, name: 'neurons', showlegend: false };
@@ -141,7 +142,7 @@
     const box = growBox(o.bbox || {}, P, use3 ? 3 : 2);
     const layout = TW.baseLayout(o.height, {
       uirevision: o.uirev,
-      meta: { step: frame.step, n: n, proj: proj, color: byKnn ? 'knn' : 'hue' },
+      meta: { step: frame.step, n: n, proj: proj, color: byKnn ? 'knn' : 'hue', k: byKnn ? kk : null },
       margin: o.compact ? { l: 44, r: 10, t: 30, b: 34 } : { l: 58, r: byKnn ? 8 : 18, t: 34, b: 44 },
       title: TW.titleText(o.title || ('step ' + frame.step), o.subtitle || (n + ' neurons · ' + proj.toUpperCase())),
       dragmode: use3 ? 'orbit' : 'zoom',
@@ -187,8 +188,10 @@
     const dims = Object.keys(dg).filter((k) => Array.isArray(dg[k])).sort();
     const pers = frame.persistence || {};
     const diam = o.source === 'std' ? pers.diameter_standardised : pers.diameter;
-    // the paper's Betti scale (0.25 x diameter) stays in view even when every finite bar dies before it
-    const xinf = Math.max(infEdge(dg, diam), diam > 0 ? 0.25 * diam * 1.1 : 0);
+    // the Betti scale (the paper's 0.25 x diameter unless chosen otherwise) stays in view even when every
+    // finite bar dies before it
+    const bs = o.bettiScale > 0 ? o.bettiScale : 0.25;
+    const xinf = Math.max(infEdge(dg, diam), diam > 0 ? bs * diam * 1.1 : 0);
     const data = [];
     let row = 0;
     const groupLabels = [];
@@ -221,9 +224,9 @@
     });
     const shapes = [{ type: 'line', x0: xinf, x1: xinf, y0: 0, y1: 1, yref: 'paper', line: { color: t.muted, width: 1, dash: 'dot' } }];
     const ann = [{ x: xinf, y: 0, yref: 'paper', text: '∞', showarrow: false, yanchor: 'bottom', xanchor: 'left', xshift: 2, font: { size: 15, color: t.muted } }];
-    if (diam > 0 && 0.25 * diam < xinf) {
-      shapes.push({ type: 'line', x0: 0.25 * diam, x1: 0.25 * diam, y0: 0, y1: 1, yref: 'paper', line: { color: t.warn, width: 1, dash: 'dash' } });
-      ann.push({ x: 0.25 * diam, y: 0.5, yref: 'paper', text: 'Betti scale 0.25·diam', textangle: -90, showarrow: false, xanchor: 'right', xshift: -1, font: { size: 9.5, color: t.warn } });
+    if (diam > 0 && bs * diam < xinf) {
+      shapes.push({ type: 'line', x0: bs * diam, x1: bs * diam, y0: 0, y1: 1, yref: 'paper', line: { color: t.warn, width: 1, dash: 'dash' } });
+      ann.push({ x: bs * diam, y: 0.5, yref: 'paper', text: 'Betti scale ' + TW.fmtNum(bs) + '·diam', textangle: -90, showarrow: false, xanchor: 'right', xshift: -1, font: { size: 9.5, color: t.warn } });
     }
     groupLabels.forEach((g) => ann.push({ x: 0, xref: 'paper', xanchor: 'right', xshift: -4, y: g.mid, text: 'H' + g.k, showarrow: false, font: { size: 11, color: g.color } }));
     const method = frame.persistence && frame.persistence.method;
@@ -248,6 +251,9 @@
     const diam = frame.persistence && frame.persistence.diameter;
     const xinf = infEdge(dg, diam);
     const data = [];
+    // hundreds of SVG markers per frame are the slowest part of a playback frame: WebGL above that
+    const nPts = dims.reduce((a, k) => a + Math.min(DIAG_CAP, dg[k].length), 0);
+    const mtype = nPts > 250 && TW.hasWebGL() ? 'scattergl' : 'scatter';
     dims.forEach((k, di) => {
       const pts = dg[k].filter((p) => Array.isArray(p) && Number.isFinite(p[0]));
       const color = TW.DIM_COLORS[di % TW.DIM_COLORS.length];
@@ -256,7 +262,7 @@
       // Points hugging the diagonal are noise and pile up: draw the most persistent DIAG_CAP of them.
       const all = fin.length;
       if (fin.length > DIAG_CAP) fin = fin.slice().sort((a, b) => (b[1] - b[0]) - (a[1] - a[0])).slice(0, DIAG_CAP);
-      data.push({ type: 'scatter', mode: 'markers', name: 'H' + k + (all > fin.length ? ' (' + fin.length + ' of ' + all + ')' : ''), legendgroup: 'H' + k,
+      data.push({ type: mtype, mode: 'markers', name: 'H' + k + (all > fin.length ? ' (' + fin.length + ' of ' + all + ')' : ''), legendgroup: 'H' + k,
         x: fin.map((p) => p[0]), y: fin.map((p) => p[1]),
         marker: { color: color, size: fin.length > 400 ? 4.5 : 6.5, opacity: 0.8, line: { width: 0 } },
         hovertemplate: 'H' + k + '<br>birth %{x:.4g}<br>death %{y:.4g}<extra></extra>' });

@@ -174,11 +174,27 @@
       }
       case 'betti': {
         const pers = o.betti === 'persistent';
-        const ks = pers ? ['pb0', 'pb1', 'pb2'] : ['b0', 'b1', 'b2'];
-        keys = ks;
+        const bd = o.bettiData; // Betti at a chosen scale (GET /betti), or null: the frames' own (paper's) rule
+        const bo = bd ? bd.opts : TW.BETTI_DEFAULT;
+        const space = bo.std ? ' · standardised coords' : '';
         title = pers ? 'Persistent features' : 'Betti numbers';
-        sub = pers ? 'bars longer than 0.1 × diameter' : 'at scale 0.25 × diameter';
-        data = ks.filter((k) => S.any(k)).map((k, j) => TW.line(x, S.m[k], (pers ? 'β' : 'b') + k.slice(-1), [C.b0, C.b1, C.b2][Number(k.slice(-1))], { line: { shape: 'hv', width: 2, color: [C.b0, C.b1, C.b2][Number(k.slice(-1))] } }));
+        sub = pers ? 'bars longer than ' + TW.fmtNum(bo.minLength) + ' × diameter' + space
+          : 'at scale ' + TW.fmtNum(bo.scale) + ' × diameter' + (bo.scale === 0.25 ? ' (paper)' : '') + space;
+        const color = (j) => [C.b0, C.b1, C.b2][j];
+        if (bd) {
+          const rows = pers ? bd.persistent : bd.betti;
+          const nd = rows.reduce((a, r) => Math.max(a, (r || []).length), 0);
+          for (let j = 0; j < nd; j++) {
+            data.push(TW.line(bd.steps, rows.map((r) => (r && r[j] !== undefined ? r[j] : null)), 'b' + j, color(j),
+              { line: { shape: 'hv', width: 2, color: color(j) } }));
+          }
+          keys = [];
+          if (!nd) keys = ['__none__'];
+        } else {
+          const ks = pers ? ['pb0', 'pb1', 'pb2'] : ['b0', 'b1', 'b2'];
+          keys = ks;
+          data = ks.filter((k) => S.any(k)).map((k) => TW.line(x, S.m[k], 'b' + k.slice(-1), color(Number(k.slice(-1))), { line: { shape: 'hv', width: 2, color: color(Number(k.slice(-1))) } }));
+        }
         yaxis = { rangemode: 'tozero', dtick: 1, tickformat: 'd' };
         break;
       }
@@ -189,13 +205,21 @@
         data = [TW.line(x, S.m.bottleneck, 'bottleneck', C.topo, { line: { color: C.topo, width: 1.6 }, fill: 'tozeroy', fillcolor: 'rgba(229,72,77,0.10)' })];
         yaxis = { rangemode: 'tozero' };
         break;
-      case 'knn':
-        keys = ['knn_mean'];
+      case 'knn': {
+        const kd = o.knnData; // another k (GET /neighbourhood), or null: the frames' k = 10
+        const k = kd ? kd.k : 10;
         title = 'Neighbourhood preservation';
-        sub = 'mean share of step-0 kNN kept';
-        data = [TW.line(x, S.m.knn_mean, 'kNN kept', C.b0)];
+        sub = 'mean share of step-0 kNN kept · k = ' + k;
+        if (kd) {
+          data = [TW.line(kd.steps, kd.mean, 'kNN kept (k=' + k + ')', C.b0)];
+          keys = kd.steps.length ? [] : ['__none__'];
+        } else {
+          keys = ['knn_mean'];
+          data = [TW.line(x, S.m.knn_mean, 'kNN kept (k=10)', C.b0)];
+        }
         yaxis = { range: [0, 1.03] };
         break;
+      }
       case 'merges':
         keys = ['merges', 'merged_clusters', 'duplicates'];
         title = 'Merges';
@@ -208,7 +232,7 @@
       default:
         break;
     }
-    return { data: data, title: title, sub: sub, yaxis: yaxis, shapes: shapes, ann: ann, empty: !nonEmpty(S, keys) };
+    return { data: data, title: title, sub: sub, yaxis: yaxis, shapes: shapes, ann: ann, empty: keys.length ? !nonEmpty(S, keys) : false };
   }
 
   function panelLayout(p, o) {
@@ -295,8 +319,10 @@
     const markers = eventMarkers(ftc, pe, t, (s) => s);
     const sharpOff = run && run.config && run.config.sharpness_every === 0;
     const figs = [], styles = [];
+    o = Object.assign({}, o, { bettiData: TW.bettiCurve ? TW.bettiCurve(c) : null, knnData: TW.knnCurve ? TW.knnCurve(c) : null });
+    const extraKey = { betti: o.bettiData ? o.bettiData.key : '', knn: o.knnData ? o.knnData.key : '' };
     RUN_CURVES.forEach((name) => {
-      const key = [c.id, name, S.version, o.log, o.band, o.betti, total, ftc, pe ? pe.step : '', t.dark].join('|');
+      const key = [c.id, name, S.version, o.log, o.band, o.betti, total, ftc, pe ? pe.step : '', t.dark, extraKey[name] || ''].join('|');
       const slot = 'run|' + c.id + '|' + name;
       let base = TW.curveCache.get(slot);
       if (!base || base.key !== key) {
@@ -329,11 +355,14 @@
     const f = (label, k, d) => { const x = v(k); if (x !== null && x !== undefined) parts.push(label + ' ' + TW.fmtNum(x, d)); };
     f('train', 'train_loss'); f('test', 'test_loss'); f('acc', 'accuracy', 3);
     f('λmax', 'sharpness'); f('ηλ', 'eta_sharpness', 3);
-    const b = ['b0', 'b1', 'b2'].filter((k) => v(k) !== null).map((k) => v(k));
-    if (b.length) parts.push('Betti ' + b.join('/'));
+    const bc = TW.bettiAt ? TW.bettiAt(c, step) : null;
+    const b = bc ? bc.b : ['b0', 'b1', 'b2'].filter((k) => v(k) !== null).map((k) => v(k));
+    if (b.length) parts.push('Betti' + (bc ? '@' + TW.fmtNum(bc.scale) : '') + ' ' + b.join('/'));
     f('bottleneck', 'bottleneck', 3); f('ratio min', 'ratio_min', 3); f('max', 'ratio_max', 3);
     f('ηK_emp', 'eta_k_emp', 3); f('K_emp', 'k_emp'); f('η*emp', 'eta_star_emp'); f('η', 'lr');
-    f('kNN', 'knn_mean', 3); f('merges', 'merges');
+    const kn = TW.knnMeanAt ? TW.knnMeanAt(c, step) : null;
+    if (kn) parts.push('kNN(k=' + kn.k + ') ' + TW.fmtNum(kn.mean, 3)); else f('kNN', 'knn_mean', 3);
+    f('merges', 'merges');
     return parts.join(' · ');
   };
 

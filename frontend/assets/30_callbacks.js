@@ -89,13 +89,16 @@
 
   function runIds(meta) { return meta.kind === 'run' ? [meta.run_id] : meta.runs; }
 
-  function positionReady(meta, pos, dir) {
+  function positionReady(meta, pos, dir, ahead) {
     let ok = true;
     runIds(meta).forEach((id) => {
       const c = TW.cache(id);
       const s = meta.kind === 'run' ? pos : TW.stepAt(c, meta, pos);
       if (s === null) return;
-      if (!TW.want(id, s, dir)) ok = false;
+      if (!TW.want(id, s, dir, ahead)) ok = false;
+      // the cloud's kNN colouring for another k is a per-step request too
+      if (meta.kind === 'run' && TW.knnPerNeuron && TW.view && TW.view.color === 'knn' && TW.view.k !== 10 &&
+          !TW.knnPerNeuron(c, TW.view.k, s)) ok = false;
     });
     return ok;
   }
@@ -183,17 +186,40 @@
       playing = !!playing;
       let i = null;
       const fresh = !cursor || cursor.pos === undefined || cursor.pos === null;
+      // A step asked for (URL) that is received but not analysed yet: the cursor waits on it.
+      const rc = meta.kind === 'run' ? TW.cache(meta.run_id) : null;
+      let waiting = null;
       if (n && !fresh) {
         if ((cursor.align || 'step') === align) i = TW.nearestIndex(pos, cursor.pos);
         else i = Math.round((cursor.frac || 0) * (n - 1));
       }
-      if (n && fresh) {
-        if (meta.init_pos !== null && meta.init_pos !== undefined && !meta.live) { i = TW.nearestIndex(pos, meta.init_pos); live = false; }
-        else { i = n - 1; live = meta.live !== false; }
+      if (fresh) {
+        const ip = meta.init_pos;
+        if (ip !== null && ip !== undefined && !meta.live) {
+          live = false;
+          if (rc && TW.awaitsAnalysis(rc, ip)) waiting = ip;
+          if (n) i = TW.nearestIndex(pos, ip);
+        } else if (n) { i = n - 1; live = meta.live !== false; }
+      }
+      const moved = ['live-toggle', 'play-button', 'step-prev', 'step-next', 'play-interval'].some((t) => trig.has(t)) ||
+        (trig.has('timeline-slider') && typeof sliderVal === 'number' && Math.round(sliderVal) !== i);
+      if (!fresh && rc && cursor.waiting !== null && cursor.waiting !== undefined && !moved && TW.awaitsAnalysis(rc, cursor.waiting)) {
+        waiting = cursor.waiting;
+      }
+      if (waiting !== null) {
+        const cur = { pos: waiting, i: n ? i : -1, align: 'step', frac: 0, live: false, waiting: waiting };
+        const same = !fresh && cursor.waiting === waiting;
+        TW.setQuery(pagePath(meta), { step: waiting });
+        return [n ? i : NU(), Math.max(0, n - 1), n ? marksFor(pos, meta) : {}, [same ? NU() : cur], false,
+          'btn live off' + (anyActive(meta) ? '' : ' idle'), false, true, Math.round(1000 / (speed || 5)), '▶'];
       }
       if (n && !fresh) {
         if (trig.has('live-toggle') && liveN) { live = !live; if (live) { i = n - 1; playing = false; } }
-        if (trig.has('play-button') && playN) { playing = !playing; if (playing) { live = false; if (i >= n - 1) i = 0; } }
+        if (trig.has('play-button') && playN) {
+          playing = !playing;
+          if (playing) { live = false; if (i >= n - 1) i = 0; TW._play = { t0: Date.now(), i0: i }; }
+        }
+        if (trig.has('speed-select') && playing) TW._play = { t0: Date.now(), i0: i };
         if (trig.has('step-prev') && prevN) { i = Math.max(0, i - 1); live = false; playing = false; }
         if (trig.has('step-next') && nextN) { i = Math.min(n - 1, i + 1); live = false; playing = false; }
         if (trig.has('timeline-slider') && typeof sliderVal === 'number' && Math.round(sliderVal) !== i) {
@@ -202,10 +228,20 @@
           playing = false;
         }
         if (trig.has('play-interval') && playing) {
+          // Playback keeps time: at "5 fps" the cursor is where 5 frames a second put it. When drawing
+          // falls behind (a slow machine, a large cloud) it skips at most 2 frames per tick to catch up;
+          // a frame that is not loaded yet holds it (and the clock) instead.
+          const now = Date.now();
+          if (!TW._play) TW._play = { t0: now, i0: i };
+          const due = TW._play.i0 + Math.floor(((now - TW._play.t0) * (speed || 5)) / 1000);
           if (i < n - 1) {
-            if (positionReady(meta, pos[i + 1], +1)) i += 1;
+            const target = Math.min(n - 1, i + 3, Math.max(i + 1, due));
+            let next = null;
+            for (let j = target; j > i && next === null; j--) if (positionReady(meta, pos[j], +1, j !== i + 1)) next = j;
+            if (next === null || due - next > 3) TW._play = { t0: now, i0: next === null ? i : next };
+            if (next !== null) i = next;
             // prefetch a little ahead so playback does not stall
-            if (i + 4 < n) positionReady(meta, pos[i + 4], +1);
+            for (let j = i + 1; j <= Math.min(n - 1, i + 4); j++) positionReady(meta, pos[j], +1, true);
           } else if (!anyActive(meta)) {
             playing = false;
           }
@@ -219,11 +255,12 @@
         return [NU(), 0, {}, [NU()], live, liveClass, playing, !playing, interval, playLabel];
       }
       const p = pos[i];
-      const cur = { pos: p, i: i, align: align, frac: n > 1 ? i / (n - 1) : 0, live: live };
-      const same = !fresh && cursor.pos === p && cursor.live === live && (cursor.align || 'step') === align;
+      const cur = { pos: p, i: i, align: align, frac: n > 1 ? i / (n - 1) : 0, live: live, waiting: null };
+      const same = !fresh && cursor.pos === p && cursor.live === live && (cursor.align || 'step') === align && !cursor.waiting;
       const marksChanged = sliderMax !== n - 1 || trig.has('tw-meta') || fresh;
       const path = pagePath(meta);
-      if (meta.kind === 'run') TW.setQuery(path, { step: live ? null : p });
+      // (the run page records the step it draws, in run_render; here only Live clears it)
+      if (meta.kind === 'run') { if (live) TW.setQuery(path, { step: null }); }
       else TW.setQuery(path, { runs: meta.runs.join(','), align: align === 'step' ? null : align,
         step: live || align !== 'step' ? null : p, frac: live || align !== 'fraction' ? null : p });
       return [i, n - 1, marksChanged ? marksFor(pos, meta) : NU(), [same ? NU() : cur], live, liveClass, playing, !playing,
@@ -250,11 +287,14 @@
         facts.push(chip('width', String(run.width || cfg.width || '–')));
         facts.push(chip('batch', String(cfg.batch_size || '–')));
         facts.push(chip('steps', (run.steps_done || 0) + ' / ' + (run.total_steps || '–')));
-        facts.push(chip('frames', String(run.frames || 0) + (run.snapshots > run.frames ? ' (' + run.snapshots + ' snapshots)' : '')));
+        facts.push(chip('frames', String(run.frames || 0) + (run.snapshots > run.frames ? ' / ' + run.snapshots : '')));
+        const bl = TW.backlog(TW.cache(run.id));
+        if (bl.waiting) facts.push(TW.h('Span', { className: 'chip chip-busy', id: 'backlog-chip', title: 'Snapshots are analysed newest first and back-filled' },
+          [TW.h('Span', { className: 'chip-k' }, 'analysing:'), ' ', TW.h('B', {}, TW.fmtBacklog(bl))]));
         if (run.neuron_dim) facts.push(chip('neurons in', 'ℝ' + String(run.neuron_dim).replace(/\d/g, (ch) => '⁰¹²³⁴⁵⁶⁷⁸⁹'[ch])));
         if (run.device) facts.push(chip('device', run.device));
         if (run.first_topology_change !== null && run.first_topology_change !== undefined) facts.push(chip('first topology change', 'step ' + run.first_topology_change, 'chip-warn'));
-        facts.push(chip('started', TW.fmtTime(run.started_at || run.created_at)));
+        facts.push(chip('started', run.started_at ? TW.fmtTime(run.started_at) : '—'));
         if (run.finished_at) facts.push(chip('ended', TW.fmtTime(run.finished_at)));
       }
       const d = run.neuron_dim;
@@ -269,24 +309,44 @@
         pv === projVal ? NU() : pv, [{ label: '3-D', value: '3d', disabled: !can3 }]];
     },
 
-    run_render: function (cursor, tick, proj, color, dimv, diag, run, meta) {
+    run_render: function (cursor, tick, proj, color, dimv, diag, knnK, bscale, run, meta) {
       if (!meta || meta.kind !== 'run') throw STOP();
       TW.currentMeta = meta;
       const c = TW.cache(meta.run_id);
       const dim3 = (dimv || []).indexOf('3d') >= 0;
       const path = pagePath(meta);
       const defProj = run && run.neuron_dim > 3 ? 'pca' : 'raw';
+      const k = Number(knnK) || 10;
+      TW.view = { color: color, k: k };
       TW.setQuery(path, { proj: proj && proj !== defProj ? proj : null, color: color === 'knn' ? 'knn' : null,
         dim: dim3 ? 3 : null, diag: diag === 'std' ? 'std' : null });
       const diagOpts = (f) => [{ label: 'raw coords', value: 'raw' },
         { label: 'standardised', value: 'std', disabled: !(f && f.diagrams_standardised) }];
       const n = c.steps.length;
+      const bl = TW.backlog(c);
+      const rateText = bl.rate ? ' · analysing ≈' + (bl.rate >= 1 ? TW.fmtNum(bl.rate, 2) + ' frames/s' : TW.fmtNum(1 / bl.rate, 2) + ' s/frame') : '';
+      if (run && cursor && cursor.waiting !== null && cursor.waiting !== undefined) {
+        // a step that is received but not analysed yet: say so, and draw it when it is in
+        const ahead = TW.aheadOf(c, cursor.waiting);
+        const msg = 'step ' + cursor.waiting + ' is waiting for analysis';
+        const sub = (ahead ? '(' + ahead + ' snapshot' + (ahead === 1 ? '' : 's') + ' ahead of it)' : '(next in line)') + rateText;
+        const key = 'waiting|' + msg + '|' + sub + '|' + TW.isDark();
+        if (!TW.claim('cloud-graph', key)) throw STOP();
+        c.shown = undefined;
+        return [TW.emptyFigure(H.cloud, msg, sub, { empty: true, waiting: cursor.waiting }), TW.emptyFigure(H.bar, ''), TW.emptyFigure(H.diag, ''), '', '', diagOpts(null),
+          String(cursor.waiting), 'waiting for analysis'];
+      }
       if (!run || !n || !cursor) {
         let msg = 'Loading…', sub = '';
         const st = run && run.status;
+        const want = meta.init_pos;
         if (c.notFound || st === 'not-found') { msg = 'No run with id ' + meta.run_id; sub = 'It may have been deleted, or the link is wrong.'; }
         else if (st === 'queued') { msg = 'Queued — waiting for a worker'; sub = 'The run starts as soon as a worker picks it up.'; }
-        else if (st === 'running' && !n) { msg = 'No frames yet'; sub = run.snapshots ? run.snapshots + ' snapshot(s) received — analysing…' : 'Waiting for the first snapshot from the worker.'; }
+        else if (!n && bl.waiting) {
+          msg = typeof want === 'number' && !meta.live && TW.awaitsAnalysis(c, want) ? 'step ' + want + ' is waiting for analysis' : 'Waiting for analysis';
+          sub = bl.waiting + ' snapshot' + (bl.waiting === 1 ? '' : 's') + ' received, analysed newest first' + rateText;
+        }
+        else if (st === 'running' && !n) { msg = 'No frames yet'; sub = 'Waiting for the first snapshot from the worker.'; }
         else if (st === 'failed') { msg = 'Run failed: ' + (run.error || 'unknown error'); }
         else if (st === 'diverged' && !n) { msg = 'Run diverged before its first frame'; sub = run.error || ''; }
         else if (st === 'stopped' && !n) { msg = 'Run stopped before its first frame'; }
@@ -298,7 +358,13 @@
       }
       const step = cursor.pos;
       const dir = c.shown === undefined ? 0 : Math.sign(step - c.shown);
-      const f = TW.want(c.id, step, dir);
+      let f = TW.want(c.id, step, dir);
+      // kNN colouring for k != 10 (frames carry k = 10): the per-neuron shares of this step come first
+      let knnVals = null;
+      if (f && color === 'knn' && k !== 10) {
+        knnVals = TW.knnPerNeuron(c, k, f.step);
+        if (!knnVals) f = undefined;
+      }
       if (!f) {
         if (c.shown === undefined) {
           const key = 'loading|' + TW.isDark();
@@ -310,48 +376,71 @@
       const d = run.neuron_dim || (f.coords && f.coords.raw && f.coords.raw[0] ? f.coords.raw[0].length : null);
       const source = diag === 'std' && f.diagrams_standardised ? 'std' : 'raw';
       const pj = TW.pickProjection(f.coords, proj);
-      const key = [f.step, pj, color, dim3, source, TW.isDark()].join('|');
+      const bs = Number(bscale) || 0.25;
+      const bcur = TW.bettiCurve(c);
+      const key = [f.step, pj, color, color === 'knn' ? k : '', dim3, source, bs, bcur ? bcur.key : '', TW.isDark()].join('|');
       const i = c.pos.get(f.step);
       const extra = 'epoch ' + (f.epoch === null || f.epoch === undefined ? '–' : f.epoch) + ' · frame ' + (i + 1) + '/' + n;
+      // the URL records the step on screen (written when the browser is idle)
+      TW.setQuery(path, { step: cursor.live ? null : f.step });
       if (!TW.claim('cloud-graph', key)) {
         return [NU(), NU(), NU(), NU(), NU(), NU(), String(f.step), extra];
       }
+      if (c.shown === undefined) setTimeout(TW.bumpTick, 30); // the curves held back for the first paint
       c.shown = f.step;
       const bkey = pj + (dim3 ? '3' : '2');
       c.bbox[bkey] = c.bbox[bkey] || {};
       const cloud = TW.cloudFigure(f, { proj: pj, color: color, dim3: dim3, height: H.cloud, bbox: c.bbox[bkey],
-        uirev: c.id + '|' + pj + '|' + (dim3 ? 3 : 2) });
-      const bar = TW.barcodeFigure(f, { source: source, height: H.bar, uirev: c.id + '|bar|' + source });
+        uirev: c.id + '|' + pj + '|' + (dim3 ? 3 : 2), knn: knnVals, knnK: k });
+      const bar = TW.barcodeFigure(f, { source: source, height: H.bar, uirev: c.id + '|bar|' + source, bettiScale: bs });
       const dgm = TW.diagramFigure(f, { source: source, height: H.diag, uirev: c.id + '|dgm|' + source });
       const m = f.metrics || {};
       const nPts = (f.coords && f.coords[pj] && f.coords[pj].length) || 0;
       const capParts = [nPts + ' neurons', (pj || '').toUpperCase() + (dim3 && d >= 3 ? ' 3-D' : ''),
-        color === 'knn' ? 'colour: share of each neuron\'s step-0 nearest neighbours still near it' : 'colour: fixed by each neuron\'s step-0 position (cyclic)'];
-      if (m.knn_mean !== null && m.knn_mean !== undefined) capParts.push('mean kNN kept ' + TW.fmtNum(m.knn_mean, 3));
+        color === 'knn' ? 'colour: share of each neuron\'s ' + k + ' step-0 nearest neighbours still among its ' + k + ' nearest' : 'colour: fixed by each neuron\'s step-0 position (cyclic)'];
+      const knnMean = knnVals ? knnVals.reduce((a, v) => a + v, 0) / (knnVals.length || 1) : m.knn_mean;
+      if (knnMean !== null && knnMean !== undefined) capParts.push('mean kNN kept (k=' + (knnVals ? k : 10) + ') ' + TW.fmtNum(knnMean, 3));
       if (m.merges) capParts.push(m.merges + ' merges');
       const p = f.persistence || {};
       const pcap = [];
       if (p.method) pcap.push(p.method + (p.n_points_used ? ' on ' + p.n_points_used + ' points' : ''));
       if (p.cover_radius) pcap.push('cover radius ' + TW.fmtNum(p.cover_radius));
       if (p.diameter) pcap.push('diameter ' + TW.fmtNum(p.diameter));
-      const betti = ['b0', 'b1', 'b2'].filter((k) => m[k] !== null && m[k] !== undefined).map((k) => k + '=' + m[k]);
-      if (betti.length) pcap.push('Betti @0.25·diam: ' + betti.join(' '));
-      const pb = ['pb0', 'pb1', 'pb2'].filter((k) => m[k] !== null && m[k] !== undefined).map((k) => k.slice(1) + '=' + m[k]);
-      if (pb.length) pcap.push('bars > 0.1·diam: ' + pb.join(' '));
+      const bc = TW.bettiAt(c, f.step);
+      if (bc) {
+        pcap.push('Betti @' + TW.fmtNum(bc.scale) + '·diam' + (bc.std ? ' (std)' : '') + ': ' + bc.b.map((v, j) => 'b' + j + '=' + v).join(' '));
+        pcap.push('bars > ' + TW.fmtNum(bc.minLength) + '·diam: ' + bc.p.map((v, j) => 'b' + j + '=' + v).join(' '));
+      } else {
+        const betti = ['b0', 'b1', 'b2'].filter((q) => m[q] !== null && m[q] !== undefined).map((q) => q + '=' + m[q]);
+        if (betti.length) pcap.push('Betti @0.25·diam: ' + betti.join(' '));
+        const pb = ['pb0', 'pb1', 'pb2'].filter((q) => m[q] !== null && m[q] !== undefined).map((q) => q.slice(1) + '=' + m[q]);
+        if (pb.length) pcap.push('bars > 0.1·diam: ' + pb.join(' '));
+      }
       return [cloud, bar, dgm, capParts.join(' · '), pcap.join(' · '), diagOpts(f), String(f.step), extra];
     },
 
-    run_curves: function (ver, run, logv, bandv, betti, meta) {
+    run_curves: function (ver, tick, run, logv, bandv, betti, bettiTok, knnTok, meta) {
       if (!meta || meta.kind !== 'run') throw STOP();
       const c = TW.cache(meta.run_id);
-      const opts = { log: (logv || []).indexOf('log') >= 0, band: (bandv || []).indexOf('band') >= 0, betti: betti || 'scale' };
+      // First paint: the cloud goes first (ten curve plots hold the main thread for a while); the curves
+      // follow on the tick that draws it, or after a second at most.
+      if (c.shown === undefined && c.steps.length) {
+        if (!c.curvesHeldSince) c.curvesHeldSince = Date.now();
+        if (Date.now() - c.curvesHeldSince < 1000) {
+          clearTimeout(c.curvesTimer);
+          c.curvesTimer = setTimeout(TW.bumpTick, 1050);
+          throw STOP();
+        }
+      }
+      const opts = { log: (logv || []).indexOf('log') >= 0, band: (bandv || []).indexOf('band') >= 0, betti: betti || 'scale',
+        bettiKey: (bettiTok && bettiTok.key) || '', knnKey: (knnTok && knnTok.key) || '' };
       TW.setQuery(pagePath(meta), { log: opts.log ? null : 0, band: opts.band ? 1 : null, betti: opts.betti === 'scale' ? null : opts.betti });
       const out = TW.runCurveFigures(c, run, opts);
       return out.figs.concat(out.styles);
     },
 
     // The cursor on every curve (a DOM overlay, no re-plot) and the values at the cursor.
-    run_cursor: function (cursor, ver, meta) {
+    run_cursor: function (cursor, ver, bettiTok, knnTok, meta) {
       if (!meta || meta.kind !== 'run') throw STOP();
       const x = cursor ? cursor.pos : null;
       TW.placeCursors(x, TW.RUN_CURVES.map((n) => 'curve-' + n));
@@ -436,55 +525,74 @@
       return [titles, badges, classes, infos];
     },
 
+    // Every column draws its own latest frame at or before the shared cursor (by step, or by fraction
+    // of training) and says which step that is; the header shows the cursor itself.
     cmp_render: function (cursor, tick, runs, meta) {
       if (!meta || meta.kind !== 'compare') throw STOP();
       const ids = meta.runs;
-      const clouds = [], bars = [];
+      const clouds = [], bars = [], labels = [], classes = [];
       const label = meta.align === 'fraction' ? 'of training' : 'step';
-      if (!cursor) {
-        ids.forEach((id, k) => {
-          const c = TW.cache(id);
-          const r = c.run;
-          let msg = 'Loading…';
-          if (c.notFound) msg = 'No run with id ' + id;
-          else if (r && r.status === 'queued') msg = 'Queued — waiting for a worker';
-          else if (r && r.status === 'failed') msg = 'Run failed: ' + (r.error || '');
-          else if (r && !c.steps.length) msg = 'No frames yet';
-          const key = 'empty|' + msg + TW.isDark();
-          if (!TW.claim({ index: k, type: 'cmp-cloud' }, key)) { clouds.push(NU()); bars.push(NU()); return; }
-          clouds.push(TW.emptyFigure(H.cmpCloud, msg));
-          bars.push(TW.emptyFigure(H.cmpBar, ''));
-        });
-        return [clouds, bars, '–', '', label];
-      }
-      const extras = [];
+      const frac = meta.align === 'fraction';
+      const pct = (s, T) => (T ? Math.round((1000 * s) / T) / 10 + '%' : '');
+      const stepText = (s, T) => 'step ' + s + (T ? ' · ' + pct(s, T) + ' of training' : '');
+      const emptyMsg = (c, r) => (c.notFound ? 'No run with id ' + c.id : r && r.status === 'queued' ? 'Queued — waiting for a worker'
+        : r && r.status === 'failed' ? 'Run failed: ' + (r.error || '') : r && !c.steps.length ? 'No frames yet' : 'Loading…');
+      let loading = 0;
       ids.forEach((id, k) => {
         const c = TW.cache(id);
-        const step = TW.stepAt(c, meta, cursor.pos);
+        const r = c.run;
+        const T = r && r.total_steps;
+        const step = cursor ? TW.stepAt(c, meta, cursor.pos) : null;
+        const graphKey = { index: k, type: 'cmp-cloud' };
         if (step === null) {
-          const msg = c.notFound ? 'No run with id ' + id : (c.run && c.run.status === 'queued') ? 'Queued — waiting for a worker' : 'No frames yet';
-          const key = 'empty|' + msg + TW.isDark();
-          if (!TW.claim({ index: k, type: 'cmp-cloud' }, key)) { clouds.push(NU()); bars.push(NU()); return; }
+          const msg = emptyMsg(c, r);
+          labels.push(msg === 'Loading…' ? '–' : msg);
+          classes.push('cmp-step muted');
+          c.cmpShown = undefined;
+          if (!TW.claim(graphKey, 'empty|' + msg + TW.isDark())) { clouds.push(NU()); bars.push(NU()); return; }
           clouds.push(TW.emptyFigure(H.cmpCloud, msg));
           bars.push(TW.emptyFigure(H.cmpBar, ''));
           return;
         }
         const dir = c.cmpShown === undefined ? 0 : Math.sign(step - c.cmpShown);
         const f = TW.want(id, step, dir);
-        if (!f) { clouds.push(NU()); bars.push(NU()); extras.push('loading…'); return; }
-        const T = c.run && c.run.total_steps;
-        const sub = 'step ' + f.step + (T ? ' · ' + Math.round((100 * f.step) / T) + '%' : '');
+        // how this run's step relates to the cursor
+        let rel = '';
+        if (!frac && step !== cursor.pos) rel = step < cursor.pos && step === c.steps[c.steps.length - 1] ? ' (its last frame)' : ' (latest at or before step ' + cursor.pos + ')';
+        if (frac && T) rel = Math.abs(step / T - cursor.pos) > 0.0005 ? ' (latest at or before ' + fmtPos(meta, cursor.pos) + ')' : '';
+        if (!f) {
+          loading++;
+          if (c.cmpShown !== undefined && c.cmpShown !== step) {
+            labels.push('loading ' + stepText(step, T) + '… · showing step ' + c.cmpShown);
+          } else {
+            labels.push('loading ' + stepText(step, T) + '…');
+            if (c.cmpShown === undefined && TW.claim(graphKey, 'loading|' + TW.isDark())) {
+              clouds.push(TW.emptyFigure(H.cmpCloud, 'Loading frame…', 'step ' + step));
+              bars.push(TW.emptyFigure(H.cmpBar, ''));
+              classes.push('cmp-step loading');
+              return;
+            }
+          }
+          classes.push('cmp-step loading');
+          clouds.push(NU()); bars.push(NU());
+          return;
+        }
+        labels.push(stepText(f.step, T) + rel);
+        classes.push('cmp-step' + (rel ? ' offset' : ''));
+        const sub = 'step ' + f.step + (T ? ' · ' + pct(f.step, T) : '');
         const key = [f.step, TW.isDark(), sub].join('|');
-        if (!TW.claim({ index: k, type: 'cmp-cloud' }, key)) { clouds.push(NU()); bars.push(NU()); return; }
+        if (!TW.claim(graphKey, key)) { clouds.push(NU()); bars.push(NU()); return; }
         c.cmpShown = f.step;
-        const pj = TW.pickProjection(f.coords, c.run && c.run.neuron_dim > 3 ? 'pca' : 'raw');
+        const pj = TW.pickProjection(f.coords, r && r.neuron_dim > 3 ? 'pca' : 'raw');
         c.bbox['cmp' + pj] = c.bbox['cmp' + pj] || {};
         clouds.push(TW.cloudFigure(f, { proj: pj, color: 'hue', dim3: false, height: H.cmpCloud, bbox: c.bbox['cmp' + pj],
           uirev: 'cmp|' + id + '|' + pj, compact: true, title: sub, subtitle: ' ' }));
         bars.push(TW.barcodeFigure(f, { source: 'raw', height: H.cmpBar, uirev: 'cmp|' + id + '|bar', compact: true }));
       });
+      if (!cursor) return [clouds, bars, labels, classes, '–', '', label];
       const n = TW.positions(meta).length;
-      return [clouds, bars, fmtPos(meta, cursor.pos), (extras.length ? 'loading… · ' : '') + 'frame ' + (cursor.i + 1) + '/' + n, label];
+      const extra = 'position ' + (cursor.i + 1) + '/' + n + (loading ? ' · loading ' + loading + ' of ' + ids.length + ' runs…' : '');
+      return [clouds, bars, labels, classes, fmtPos(meta, cursor.pos), extra, label];
     },
 
     // The summary table: one row per run, the row of a run that left the preserving phase highlighted.

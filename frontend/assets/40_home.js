@@ -22,6 +22,16 @@
       '<span class="num">' + done + ' / ' + (total || '–') + '</span></div>';
   }
 
+  // Analysed frames; "11 / 16" while snapshots wait for analysis (newest first, back-filled).
+  function framesCell(r) {
+    const f = r.frames || 0, s = r.snapshots || 0;
+    if (s > f) {
+      return '<td class="num frames backlog" title="' + (s - f) + ' snapshot' + (s - f === 1 ? '' : 's') + ' waiting for analysis">' +
+        '<span class="analysing-dot" aria-hidden="true"></span>' + f + ' / ' + s + '</td>';
+    }
+    return '<td class="num frames">' + f + '</td>';
+  }
+
   TW.renderRuns = function (runs) {
     const el = document.getElementById('runs-table');
     if (!el) return;
@@ -53,8 +63,9 @@
           '<td class="num">' + esc(TW.fmtNum(cfg.lr)) + '</td>' +
           '<td class="num">' + esc(r.width || cfg.width || '–') + '</td>' +
           '<td class="steps">' + progress(r) + '</td>' +
-          '<td class="num">' + esc(r.frames || 0) + '</td>' +
-          '<td class="time" title="' + esc(r.started_at || r.created_at || '') + '">' + esc(TW.fmtTime(r.started_at || r.created_at)) + '</td>' +
+          framesCell(r) +
+          (r.started_at ? '<td class="time" title="started ' + esc(r.started_at) + '">' + esc(TW.fmtTime(r.started_at)) + '</td>'
+            : '<td class="time" title="' + esc(r.status === 'queued' ? 'not started yet' : 'never started') + (r.created_at ? ' (created ' + esc(r.created_at) + ')' : '') + '">—</td>') +
           '</tr>';
       }).join('');
       html = '<table class="table"><thead><tr><th class="sel"></th><th>Run</th><th>Status</th><th>Preset</th><th>Optimizer</th>' +

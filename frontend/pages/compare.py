@@ -67,6 +67,8 @@ def layout(query: dict[str, str]) -> html.Div:
                     className="cmp-col-head",
                 ),
                 html.Div(id={"type": "cmp-info", "index": i}, className="run-facts small"),
+                # the step this column draws (its latest frame at or before the shared cursor)
+                html.Div("–", id={"type": "cmp-step", "index": i}, className="cmp-step", role="status"),
                 graph({"type": "cmp-cloud", "index": i}, 400),
                 graph({"type": "cmp-barcode", "index": i}, 250),
             ],
@@ -130,6 +132,8 @@ def register(app, client) -> None:  # noqa: ARG001 - uniform page API
         ClientsideFunction("topowatch", "cmp_render"),
         Output({"type": "cmp-cloud", "index": ALL}, "figure"),
         Output({"type": "cmp-barcode", "index": ALL}, "figure"),
+        Output({"type": "cmp-step", "index": ALL}, "children"),
+        Output({"type": "cmp-step", "index": ALL}, "className"),
         Output("current-step", "children", allow_duplicate=True),
         Output("current-step-extra", "children", allow_duplicate=True),
         Output("current-step-label", "children"),

@@ -4,6 +4,7 @@ messages next to the offending field, "Start run" and "Paper pair"."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import dash
@@ -53,26 +54,58 @@ def _sup(n: int) -> str:
     return str(n).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
 
 
+def _num_re(v: Any) -> str:
+    """A regex matching the number ``v`` as a person writes it (0, 0.0, 1, 1.0, 1e-3...)."""
+    return rf"{re.escape(_fmt(v))}(?:\.0+)?(?![\d.])"
+
+
+def _exclusive(f: dict) -> tuple[bool, bool]:
+    """Whether the field's min / max are excluded. ``GET /api/fields`` gives inclusive-looking ``min``/``max``;
+    an explicit ``exclusive_min``/``exclusive_max`` wins, else the help text's own rule ("must be > 0",
+    "in [0, 1)") says which end is open."""
+    lo, hi, text = f.get("min"), f.get("max"), f.get("help") or ""
+    ex_lo, ex_hi = f.get("exclusive_min"), f.get("exclusive_max")
+    if ex_lo is None:
+        ex_lo = lo is not None and bool(re.search(rf"(?:>\s*|\(\s*){_num_re(lo)}", text))
+    if ex_hi is None:
+        ex_hi = hi is not None and bool(re.search(rf"(?:<\s*{_num_re(hi)}|,\s*{_num_re(hi)}\s*\))", text))
+    return bool(ex_lo), bool(ex_hi)
+
+
 def _range_text(f: dict) -> str:
+    """The field's exact bounds: "> 0", "≥ 1", "[0, 1)", "1 – 8192" (integers, both ends included)."""
     lo, hi = f.get("min"), f.get("max")
     if f.get("type") == "choice" and f.get("choices"):
         return "one of " + ", ".join(map(str, f["choices"]))
+    ex_lo, ex_hi = _exclusive(f)
     if lo is not None and hi is not None:
-        return f"range {_fmt(lo)} – {_fmt(hi)}"
+        if f.get("type") == "int" and not (ex_lo or ex_hi):
+            return f"{_fmt(lo)} – {_fmt(hi)}"
+        return f"{'(' if ex_lo else '['}{_fmt(lo)}, {_fmt(hi)}{')' if ex_hi else ']'}"
     if lo is not None:
-        return f"≥ {_fmt(lo)}"
+        return f"{'>' if ex_lo else '≥'} {_fmt(lo)}"
     if hi is not None:
-        return f"≤ {_fmt(hi)}"
+        return f"{'<' if ex_hi else '≤'} {_fmt(hi)}"
     return ""
 
 
-def _float_step(f: dict, value: Any) -> float | str:
-    """A sensible +/- increment for a float field: a tenth of its order of magnitude or range."""
+def _help_text(f: dict) -> str:
+    """The field's help without a restatement of its bounds (the hint shows those exactly, once)."""
+    text = f.get("help") or ""
     lo, hi = f.get("min"), f.get("max")
-    if isinstance(value, (int, float)) and value > 0:
-        return 10 ** math.floor(math.log10(value))
-    if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and hi > lo:
-        return 10 ** math.floor(math.log10((hi - lo) / 20))
+    nums = "|".join(_num_re(v) for v in (lo, hi) if v is not None)
+    if nums:
+        # "must be > 0", "must be >= 1", ", in [0, 1)", "between 1 and 8192"
+        bound = rf"(?:must be\s*)?(?:[<>]=?|≥|≤)\s*(?:{nums})|(?:must be\s*)?in\s*[\[(]\s*(?:{nums})\s*,\s*(?:{nums})\s*[\])]"
+        text = re.sub(rf"(?:^|[,;]\s*|\s+)(?:{bound})\s*(?=[,;]|$)", "", text)
+        text = re.sub(rf"^\s*(?:{bound})\s*[,;]\s*", "", text)
+    return text.strip(" ,;")
+
+
+def _float_step(f: dict, value: Any) -> str:
+    """The ``step`` of a float input: "any". A step derived from the default (0.001 for lr 0.003) makes the
+    browser reject every value off that grid (lr 0.0025, the paper pair's small rate) and Dash then sends
+    None; a float field takes any value within its bounds."""
     return "any"
 
 
@@ -100,7 +133,7 @@ def _field_block(f: dict, value: Any) -> html.Div:
     label = [html.Span(f.get("label") or name)]
     if unit:
         label.append(html.Span(str(unit), className="unit"))
-    hint = " · ".join(x for x in [_range_text(f), f.get("help") or ""] if x)
+    hint = " · ".join(x for x in [_range_text(f), _help_text(f)] if x)
     return html.Div(
         [
             html.Label(label, htmlFor=f"field-{name}", className="field-label"),
@@ -242,11 +275,14 @@ def register(app, client: ApiClient) -> None:
         data = {**data, "presets": presets, "fields": fields}
         return _form(presets, fields, name), True, data
 
+    # Not on the form's first render: it is built with the chosen preset's values already, and a late
+    # initial call would overwrite what the user typed in the meantime.
     @app.callback(
         Output("preset-info", "children"),
         Output("paper-pair", "children"),
         Input("preset-select", "value"),
         State("new-data", "data"),
+        prevent_initial_call=True,
     )
     def choose_preset(name, data):
         presets = (data or {}).get("presets") or []

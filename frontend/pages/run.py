@@ -8,18 +8,27 @@ from __future__ import annotations
 
 from dash import ClientsideFunction, Input, Output, State, dcc, html
 
-from frontend.components import card, graph, sid, stores, timeline_bar
+from frontend.components import SLIDER_EXTRA, card, graph, sid, stores, timeline_bar
 
 # Metric panels, in display order (JS knows the same names: curve-<name>, curve-box-<name>).
 CURVES = ["loss", "kemp", "eta", "sharpness", "betti", "bottleneck", "ratio", "knn", "merges", "accuracy"]
 CURVE_HEIGHT = 250
+KNN_KS = [5, 10, 20]  # neighbourhood preservation: frames carry k = 10, the API recomputes the others
 
 
 def _int(v, default=None):
     try:
         return int(float(v))
+    except (TypeError, ValueError, OverflowError):
+        return default
+
+
+def _frac(v, lo: float, hi: float, default: float) -> float:
+    try:
+        x = float(v)
     except (TypeError, ValueError):
         return default
+    return round(min(hi, max(lo, x)), 4) if x == x else default
 
 
 def meta_from_query(run_id: str, query: dict[str, str]) -> dict:
@@ -36,6 +45,11 @@ def meta_from_query(run_id: str, query: dict[str, str]) -> dict:
         "log": query.get("log", "1") != "0",
         "band": query.get("band") == "1",
         "betti": query.get("betti") or "scale",
+        # Betti numbers at a chosen scale (fraction of the diameter), standardised coords, persistent bar length
+        "bscale": _frac(query.get("bscale"), 0.05, 0.5, 0.25),
+        "bstd": query.get("bstd") == "1",
+        "bmin": _frac(query.get("bmin"), 0.0, 1.0, 0.1),
+        "knn_k": _int(query.get("k"), 10) if _int(query.get("k"), 10) in KNN_KS else 10,
     }
 
 
@@ -93,11 +107,55 @@ def layout(run_id: str, query: dict[str, str]) -> html.Div:
                       value=["log"] if meta["log"] else [], inline=True, className="segmented small"),
         dcc.Checklist(id="ratio-band", options=[{"label": "1 ± ηλ band", "value": "band"}],
                       value=["band"] if meta["band"] else [], inline=True, className="segmented small"),
-        dcc.RadioItems(id="betti-mode",
-                       options=[{"label": "Betti @ 0.25·diam", "value": "scale"},
-                                {"label": "persistent bars", "value": "persistent"}],
-                       value=meta["betti"], inline=True, className="segmented small"),
     ]
+    # Controls inside two metric panels (below their graph).
+    panel_tools = {
+        "betti": [
+            html.Div(
+                [
+                    dcc.RadioItems(id="betti-mode",
+                                   options=[{"label": "Betti at scale", "value": "scale"},
+                                            {"label": "persistent bars", "value": "persistent"}],
+                                   value=meta["betti"], inline=True, className="segmented small"),
+                    dcc.Checklist(id="betti-std", options=[{"label": "standardised", "value": "std"}],
+                                  value=["std"] if meta["bstd"] else [], inline=True, className="segmented small"),
+                    html.Label(
+                        [html.Span("bars >", className="tool-label"),
+                         dcc.Input(id="betti-minlen", type="number", min=0, max=1, step="any", value=meta["bmin"],
+                                   debounce=True, className="input tool-input", inputMode="decimal"),
+                         html.Span("× diam", className="tool-label")],
+                        className="tool-group", title="persistent features: bars longer than this fraction of the diameter",
+                    ),
+                ],
+                className="curve-tools",
+            ),
+            html.Div(
+                [
+                    html.Span("scale", className="tool-label"),
+                    html.Div(dcc.Slider(id="betti-scale", min=0.05, max=0.5, step=0.01, value=meta["bscale"],
+                                        marks={0.05: "0.05", 0.25: "0.25", 0.5: "0.5"}, updatemode="mouseup",
+                                        **SLIDER_EXTRA),
+                             className="betti-slider", title="Betti scale: a fraction of each frame's diameter"),
+                    html.Span(id="betti-scale-label", className="tool-value"),
+                ],
+                className="curve-tools",
+            ),
+            html.Div(id="betti-rule", className="caption rule"),
+            dcc.Store(id="betti-store", data={"key": "default"}),
+        ],
+        "knn": [
+            html.Div(
+                [
+                    html.Span("k nearest", className="tool-label"),
+                    dcc.RadioItems(id="knn-k", options=[{"label": str(k), "value": k} for k in KNN_KS],
+                                   value=meta["knn_k"], inline=True, className="segmented small"),
+                    html.Span(id="knn-note", className="tool-label"),
+                ],
+                className="curve-tools",
+            ),
+            dcc.Store(id="knn-store", data={"key": "k10"}),
+        ],
+    }
 
     main = html.Div(
         [
@@ -121,8 +179,8 @@ def layout(run_id: str, query: dict[str, str]) -> html.Div:
             html.Div([html.H2("Metrics"), html.Div(curve_tools, className="card-tools")], className="section-head"),
             html.Div(id="metrics-readout", className="readout", title="Values at the cursor"),
             html.Div(
-                [html.Div(graph(f"curve-{name}", CURVE_HEIGHT), id=f"curve-box-{name}", className="card curve-card",
-                          style={"display": "none"} if name == "accuracy" else {})
+                [html.Div([graph(f"curve-{name}", CURVE_HEIGHT), *panel_tools.get(name, [])], id=f"curve-box-{name}",
+                          className="card curve-card", style={"display": "none"} if name == "accuracy" else {})
                  for name in CURVES],
                 className="curves-grid",
             ),
@@ -168,6 +226,8 @@ def register(app, client) -> None:  # noqa: ARG001 - uniform page API
         Input("color-select", "value"),
         Input("dim-toggle", "value"),
         Input("diag-source", "value"),
+        Input("knn-k", "value"),
+        Input("betti-scale", "value"),
         Input(sid("run", "run"), "data"),
         State(sid("meta", "run"), "data"),
     )
@@ -176,10 +236,35 @@ def register(app, client) -> None:  # noqa: ARG001 - uniform page API
         [*[Output(f"curve-{name}", "figure") for name in CURVES],
          *[Output(f"curve-box-{name}", "style") for name in CURVES]],
         Input(sid("version", "run"), "data"),
+        Input(sid("tick", "run"), "data"),
         Input(sid("run", "run"), "data"),
         Input("loss-log", "value"),
         Input("ratio-band", "value"),
         Input("betti-mode", "value"),
+        Input("betti-store", "data"),
+        Input("knn-store", "data"),
+        State(sid("meta", "run"), "data"),
+    )
+    app.clientside_callback(
+        ClientsideFunction("topowatch", "run_betti"),
+        Output("betti-store", "data"),
+        Output("betti-rule", "children"),
+        Output("betti-scale-label", "children"),
+        Output("betti-std", "options"),
+        Input("betti-scale", "value"),
+        Input("betti-std", "value"),
+        Input("betti-minlen", "value"),
+        Input(sid("version", "run"), "data"),
+        Input(sid("run", "run"), "data"),
+        State(sid("meta", "run"), "data"),
+    )
+    app.clientside_callback(
+        ClientsideFunction("topowatch", "run_knn"),
+        Output("knn-store", "data"),
+        Output("knn-note", "children"),
+        Input("knn-k", "value"),
+        Input(sid("version", "run"), "data"),
+        Input(sid("run", "run"), "data"),
         State(sid("meta", "run"), "data"),
     )
     app.clientside_callback(
@@ -187,6 +272,8 @@ def register(app, client) -> None:  # noqa: ARG001 - uniform page API
         Output("metrics-readout", "children"),
         Input(sid("cursor", "run"), "data"),
         Input(sid("version", "run"), "data"),
+        Input("betti-store", "data"),
+        Input("knn-store", "data"),
         State(sid("meta", "run"), "data"),
     )
     app.clientside_callback(

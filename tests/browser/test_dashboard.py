@@ -277,6 +277,99 @@ def test_reload_at_step_url_shows_that_step(page, urls, finished_run):
     wait_view_at(page, k)
 
 
+def test_run_page_draws_its_frame_at_once(page, urls, finished_run):
+    """Without ?step (Live), with a step that is not a number, or past the end, the page fetches the one
+    frame it shows first (GET /frames/{step}) and draws it within seconds; the cache fills afterwards."""
+    _, ui = urls
+    run_id, steps = finished_run
+    for query in ("", "?step=abc", "?step=99999"):
+        frame_requests: list[str] = []
+
+        def record(request, out=frame_requests):
+            if "/frames" in request.url:
+                out.append(request.url)
+
+        page.on("request", record)
+        page.goto(f"{ui}/runs/{run_id}{query}")
+        # the cloud of the last analysed step, with every neuron, in at most ~5 s
+        page.wait_for_function(
+            """([c, s]) => { const gd = document.querySelector(c);
+                return gd && gd.layout && gd.layout.meta && gd.layout.meta.step === s && gd.data && gd.data[0]
+                    && gd.data[0].x.length === 1024; }""",
+            arg=[CLOUD, steps[-1]], timeout=5_000)
+        full = [u for u in frame_requests if re.search(r"/frames/\d+$", u) or "include=full" in u]
+        assert full and re.search(rf"/frames/{steps[-1]}$", full[0]), f"{query or 'no step'}: {full[:3]}"
+        assert shown_step(page) == steps[-1]
+        page.remove_listener("request", record)
+
+
+def test_form_accepts_the_paper_pairs_small_lr(page, urls):
+    """lr 0.0025 is off the 0.001 grid of the default 0.003: the browser must not reject it (step="any")."""
+    api, ui = urls
+    page.goto(f"{ui}/new")
+    page.wait_for_selector("#field-epochs")
+    choose_preset(page, preset_title(api, "figure-eight"))
+    page.wait_for_function("document.querySelector('#field-lr').value !== ''")
+    assert page.get_attribute("#field-lr", "step") == "any"
+    page.fill("#field-lr", "0.0025")
+    page.fill("#field-epochs", "1")
+    page.fill("#field-snapshot_every", "5")
+    assert page.evaluate("document.querySelector('#field-lr').validity.valid")
+    page.click("#submit-run")
+    page.wait_for_url(re.compile(r".*/runs/[^/?]+$"))
+    run_id = urlparse(page.url).path.rsplit("/", 1)[-1]
+    try:
+        assert api_run(api, run_id)["config"]["lr"] == 0.0025
+        page.wait_for_function("document.querySelector('#run-facts')?.textContent.includes('lr 0.0025')")
+    finally:
+        requests.post(f"{api}/api/runs/{run_id}/stop", timeout=10)
+
+
+def test_betti_panel_scale_controls(page, urls, finished_run):
+    """The Betti panel recomputes at another scale (GET /betti) and says which rule it shows."""
+    api, ui = urls
+    run_id, _ = finished_run
+    page.goto(f"{ui}/runs/{run_id}")
+    betti = "#curve-betti .js-plotly-plot"
+    page.wait_for_function(f"document.querySelector('{betti}')?.data?.length > 0")
+    title0 = page.evaluate(f"document.querySelector('{betti}').layout.title.text")
+    assert "0.25 × diameter" in title0
+    assert "Betti at 0.25 x diameter" in page.inner_text("#betti-rule")
+
+    # move the scale slider to about 0.4 x diameter
+    track = page.locator("#betti-scale .dash-slider-track")
+    track.scroll_into_view_if_needed()
+    box = track.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.78, box["y"] + box["height"] / 2)
+    page.wait_for_function("new URLSearchParams(location.search).get('bscale') !== null")
+    scale = float(parse_qs(urlparse(page.url).query)["bscale"][0])
+    assert 0.3 < scale <= 0.5
+    label = f"{scale:g} × diameter"
+    page.wait_for_function("([g, t]) => document.querySelector(g).layout.title.text.includes(t)", arg=[betti, label])
+    expected = requests.get(f"{api}/api/runs/{run_id}/betti", params={"scale": scale}, timeout=30).json()
+    page.wait_for_function("t => document.querySelector('#betti-rule').innerText.includes(t)",
+                           arg=expected["scale_rule"])
+    drawn = page.evaluate(f"document.querySelector('{betti}').data.map((t) => Array.from(t.y))")
+    assert drawn == [[row[j] for row in expected["betti"]] for j in range(len(drawn))]
+    assert "0.25 × diameter" not in page.evaluate(f"document.querySelector('{betti}').layout.title.text")
+    # the barcode marks the same scale
+    page.wait_for_function("t => document.querySelector('#barcode-graph .js-plotly-plot').layout.annotations"
+                           ".some((a) => a.text === t)", arg=f"Betti scale {scale:g}·diam")
+
+    # persistent counts for another bar length
+    page.fill("#betti-minlen", "0.3")
+    page.press("#betti-minlen", "Enter")
+    page.click("#betti-mode label:nth-child(2)")
+    page.wait_for_function("g => document.querySelector(g).layout.title.text.includes('bars longer than 0.3 × diameter')",
+                           arg=betti)
+    expected = requests.get(f"{api}/api/runs/{run_id}/betti", params={"scale": scale, "min_length": 0.3},
+                            timeout=30).json()
+    page.wait_for_function("t => document.querySelector('#betti-rule').innerText.includes(t)",
+                           arg=expected["scale_rule"])
+    drawn = page.evaluate(f"document.querySelector('{betti}').data.map((t) => Array.from(t.y))")
+    assert drawn == [[row[j] for row in expected["persistent"]] for j in range(len(drawn))]
+
+
 def test_run_page_screenshot(page, urls, finished_run):
     _, ui = urls
     run_id, steps = finished_run

@@ -148,8 +148,36 @@ def test_form_helpers_build_every_field_and_read_values_back():
     tree = json.loads(json.dumps(form.to_plotly_json(), cls=_PlotlyEncoder))
     values = new_run._collect(tree, fields, preset)
     assert values == {"width": 1024, "lr": 0.003, "optimizer": "sgd", "optimizer_state_in_neuron": False}
-    assert new_run._range_text(fields[0]) == "range 1 – 8192"
-    assert new_run._float_step(fields[1], 0.003) == 0.001
+    assert new_run._range_text(fields[0]) == "1 – 8192"
+    # a float input takes any value: a step derived from the default (0.001) made the browser reject 0.0025
+    assert new_run._float_step(fields[1], 0.003) == "any"
+
+
+def test_form_hints_show_exact_bounds():
+    lr = {"name": "lr", "type": "float", "min": 0, "max": None,
+          "help": "must be > 0; compare with 1/lambda_max (the topological critical point)"}
+    momentum = {"name": "momentum", "type": "float", "min": 0, "max": 1, "help": "used by the momentum optimizer, in [0, 1)"}
+    every = {"name": "snapshot_every", "type": "int", "min": 1, "max": None, "help": "one snapshot per this many steps"}
+    assert new_run._range_text(lr) == "> 0"
+    assert new_run._help_text(lr) == "compare with 1/lambda_max (the topological critical point)"
+    assert new_run._range_text(momentum) == "[0, 1)"
+    assert new_run._help_text(momentum) == "used by the momentum optimizer"
+    assert new_run._range_text(every) == "≥ 1"
+    # an explicit flag from the API wins over the help text
+    assert new_run._range_text({**momentum, "exclusive_max": False}) == "[0, 1]"
+    block = new_run._field_block(lr, 0.003)
+    hint = next(c for c in block.children if getattr(c, "id", None) == "hint-lr").children
+    assert hint == "> 0 · compare with 1/lambda_max (the topological critical point)"
+    assert "≥" not in hint and "must be" not in hint
+
+
+def test_run_page_query_controls():
+    meta = run.meta_from_query("abc", {"bscale": "0.4", "bstd": "1", "bmin": "0.2", "k": "5"})
+    assert (meta["bscale"], meta["bstd"], meta["bmin"], meta["knn_k"]) == (0.4, True, 0.2, 5)
+    meta = run.meta_from_query("abc", {"bscale": "9", "bmin": "x", "k": "7", "step": "abc"})
+    assert (meta["bscale"], meta["bmin"], meta["knn_k"], meta["init_pos"], meta["live"]) == (0.5, 0.1, 10, None, True)
+    ids = _ids(run.layout("abc", {}))
+    assert {"betti-scale", "betti-std", "betti-minlen", "betti-rule", "knn-k"} <= ids
 
 
 class _PlotlyEncoder(json.JSONEncoder):
