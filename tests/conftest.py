@@ -35,7 +35,7 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):
+def wait_for(predicate, timeout: float, what: str = "condition", interval: float = 0.2):
     """Poll until predicate() is truthy; returns its value (tests wait for real processes, never sleep blindly)."""
     deadline = time.monotonic() + timeout
     while True:

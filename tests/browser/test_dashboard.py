@@ -16,6 +16,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import requests
 
+from tests.conftest import wait_for
+
 sync_api = pytest.importorskip("playwright.sync_api")
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,23 +36,12 @@ IGNORED_CONSOLE = ("GL Driver Message", "GPU stall", "willReadFrequently", "Fail
 
 
 # ----------------------------------------------------------------------------------- helpers
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
 def api_run(api_url: str, run_id: str) -> dict:
     return requests.get(f"{api_url}/api/runs/{run_id}", timeout=10).json()
 
 
 def wait_run_status(api_url: str, run_id: str, statuses: tuple[str, ...], timeout: float = 240) -> dict:
-    return wait_until(lambda: (r := api_run(api_url, run_id))["status"] in statuses and r, timeout,
+    return wait_for(lambda: (r := api_run(api_url, run_id))["status"] in statuses and r, timeout,
                       f"run {run_id} to reach {statuses}")
 
 
@@ -71,7 +62,7 @@ def wait_all_analysed(api_url: str, run_id: str, timeout: float = 120) -> list[i
         run = api_run(api_url, run_id)
         steps = analysed_steps(api_url, run_id)
         return run["frames"] and run["frames"] >= run["snapshots"] and len(steps) >= run["frames"] and steps
-    return wait_until(done, timeout, f"every snapshot of run {run_id} to be analysed")
+    return wait_for(done, timeout, f"every snapshot of run {run_id} to be analysed")
 
 
 def preset_title(api_url: str, name: str) -> str:
@@ -477,7 +468,7 @@ def test_paper_pair_phase_exit_on_compare_and_run_pages(page, urls):
 
     # one epoch of 28 steps, a snapshot every 2 steps: 15 frames each, all analysed
     for i in ids:
-        wait_until(lambda i=i: (r := api_run(api, i))["status"] in ("finished", "diverged", "failed", "stopped")
+        wait_for(lambda i=i: (r := api_run(api, i))["status"] in ("finished", "diverged", "failed", "stopped")
                    and r["frames"] >= 15 and len(analysed_steps(api, i)) >= 15, 240, f"all 15 frames of run {i}")
         run = api_run(api, i)
         assert run["status"] in ("finished", "diverged"), f"run {i} ended {run['status']}: {run.get('error')}"
