@@ -306,7 +306,10 @@
     });
     S.any = (k) => !!S.m[k] && S.m[k].some((v) => v !== null && v !== undefined);
     S.last = (k) => { const a = S.m[k] || []; for (let i = a.length - 1; i >= 0; i--) if (a[i] !== null && a[i] !== undefined) return a[i]; return null; };
-    S.at = (k, i) => { const a = S.m[k] || []; for (let j = Math.min(i, a.length - 1); j >= 0; j--) if (a[j] !== null && a[j] !== undefined) return a[j]; return null; };
+    // The latest value at or before frame i, and the step it was measured at (sharpness and test metrics are
+    // measured on their own schedules, so a readout must say when a carried-forward value is from).
+    S.atStep = (k, i) => { const a = S.m[k] || []; for (let j = Math.min(i, a.length - 1); j >= 0; j--) if (a[j] !== null && a[j] !== undefined) return { v: a[j], step: S.step[j] }; return null; };
+    S.at = (k, i) => { const r = S.atStep(k, i); return r ? r.v : null; };
     c.series = S;
     return S;
   };

@@ -73,9 +73,10 @@
     if (ph.maxEk === null) {
       return { cls: 'pending', title: title, text: 'topology-preserving phase: no snapshot interval analysed yet' };
     }
+    // K_emp is a lower bound on K: below 1 it certifies nothing, so the verdict says "no exit certified".
     const bound = '(max η·K_emp = ' + TW.fmtNum(ph.maxEk, 2) + ' < 1)';
     return { cls: 'ok', title: title + (ph.maxEkStep !== null ? ' The largest η·K_emp so far is at step ' + ph.maxEkStep + '.' : ''),
-      text: (ph.complete ? 'stayed in the topology-preserving phase ' : 'topology-preserving phase so far ') + bound };
+      text: (ph.complete ? 'no exit from the topology-preserving phase certified ' : 'no exit certified so far ') + bound };
   };
 
   // Vertical markers of the run's events on its timeline curves.
@@ -353,8 +354,12 @@
     const v = (k) => S.at(k, i);
     const parts = ['step ' + step];
     const f = (label, k, d) => { const x = v(k); if (x !== null && x !== undefined) parts.push(label + ' ' + TW.fmtNum(x, d)); };
-    f('train', 'train_loss'); f('test', 'test_loss'); f('acc', 'accuracy', 3);
-    f('λmax', 'sharpness'); f('ηλ', 'eta_sharpness', 3);
+    const measured = (label, k, d) => {
+      const r = S.atStep(k, i);
+      if (r) parts.push(label + ' ' + TW.fmtNum(r.v, d) + (r.step === step ? '' : ' (step ' + r.step + ')'));
+    };
+    f('train', 'train_loss'); measured('test', 'test_loss'); measured('acc', 'accuracy', 3);
+    measured('λmax', 'sharpness'); measured('ηλ', 'eta_sharpness', 3);
     const bc = TW.bettiAt ? TW.bettiAt(c, step) : null;
     const b = bc ? bc.b : ['b0', 'b1', 'b2'].filter((k) => v(k) !== null).map((k) => v(k));
     if (b.length) parts.push('Betti' + (bc ? '@' + TW.fmtNum(bc.scale) : '') + ' ' + b.join('/'));
@@ -369,9 +374,9 @@
   // ------------------------------------------------------------------ compare page (overlays)
   const CMP = {
     loss: { title: 'Loss', sub: 'train (solid) · test (dotted) · log scale', series: [['train_loss', 'solid'], ['test_loss', 'dot']], yaxis: { type: 'log' } },
-    eta: { title: 'η · λmax', sub: 'lines at 1 (η*) and 2 (EoS)', series: [['eta_sharpness', 'solid']],
+    eta: { title: 'η · λmax', sub: 'lines at 1 (η*) and 2 (EoS)', series: [['eta_sharpness', 'solid']], markers: true,
       ref: [{ y: 1, label: 'η*', color: '#e5484d', dash: 'dot' }, { y: 2, label: 'EoS', color: '#f5a524', dash: 'dash' }] },
-    betti: { title: 'Betti numbers', sub: 'b0 (solid) · b1 (dash) at 0.25 × diameter', series: [['b0', 'solid'], ['b1', 'dash']], shape: 'hv' },
+    betti: { title: 'Betti numbers', sub: 'b0 (solid) · b1 (dash) · b2 (dot) at 0.25 × diameter', series: [['b0', 'solid'], ['b1', 'dash'], ['b2', 'dot']], shape: 'hv' },
     bottleneck: { title: 'Topology change', sub: 'bottleneck distance to previous frame', series: [['bottleneck', 'solid']] },
     knn: { title: 'Neighbourhood preservation', sub: 'mean share of step-0 kNN kept', series: [['knn_mean', 'solid']], yaxis: { range: [0, 1.03] } },
     kemp: { title: 'η · K_emp', sub: 'log scale · above 1: η > η* = 1/K', series: [['eta_k_emp', 'solid']],

@@ -27,8 +27,8 @@
       return [h('B', { className: 'exit-step' }, 'step ' + e.step), ' ',
         h('Span', { className: 'muted small' }, '(' + over + 'η·K_emp ' + TW.fmtNum(e.eta_k_emp, 3) + ')')];
     }
-    if (ph.complete && ph.nEk) return h('Span', { className: 'stayed' }, 'none — stayed in the preserving phase');
-    if (ph.nEk) return h('Span', { className: 'stayed' }, 'none so far — in the preserving phase');
+    if (ph.complete && ph.nEk) return h('Span', { className: 'stayed' }, 'no exit certified (η·K_emp < 1 throughout)');
+    if (ph.nEk) return h('Span', { className: 'stayed' }, 'no exit certified so far');
     return h('Span', { className: 'muted' }, '–');
   }
 

@@ -473,12 +473,12 @@ def test_paper_pair_phase_exit_on_compare_and_run_pages(page, urls):
         run = api_run(api, i)
         assert run["status"] in ("finished", "diverged"), f"run {i} ended {run['status']}: {run.get('error')}"
 
-    # the summary table: one row per run; the large lr left the phase, the small one stayed in it
+    # the summary table: one row per run; the large lr left the phase, the small one has no certified exit
     row = "#compare-summary tr[data-run-id='{}']"
     page.wait_for_selector(row.format(small))
     page.wait_for_function("""([r, s]) => {
         const big = document.querySelector(r), little = document.querySelector(s);
-        return big && big.dataset.phaseExit && little && little.innerText.includes('stayed in the preserving phase');
+        return big && big.dataset.phaseExit && little && little.innerText.includes('no exit certified');
     }""", arg=[row.format(large), row.format(small)], timeout=60_000)
     assert page.locator("#compare-summary tbody tr[data-run-id]").count() == 2
     big_text = page.inner_text(row.format(large))
@@ -489,7 +489,7 @@ def test_paper_pair_phase_exit_on_compare_and_run_pages(page, urls):
     assert "phase-left" in page.get_attribute(row.format(large), "class").split(), "the row that left is highlighted"
     assert "phase-left" not in page.get_attribute(row.format(small), "class").split()
     small_text = page.inner_text(row.format(small))
-    assert "none — stayed in the preserving phase" in small_text and "0.0025" in small_text
+    assert "no exit certified (η·K_emp < 1 throughout)" in small_text and "0.0025" in small_text
     # the overlaid lr * K_emp curves carry the line at 1
     page.wait_for_function("document.querySelector('#cmp-curve-kemp .js-plotly-plot')?.data?.length >= 2")
     assert page.evaluate("document.querySelector('#cmp-curve-kemp .js-plotly-plot').layout.shapes"
@@ -510,10 +510,10 @@ def test_paper_pair_phase_exit_on_compare_and_run_pages(page, urls):
                               ".map((a) => a.text).join(' | ')")
     assert "η* (η·K = 1)" in kemp_text
 
-    # and the small lr's page says it stayed in the phase
+    # and the small lr's page says no exit was certified
     page.goto(f"{ui}/runs/{small}")
     page.wait_for_function("document.querySelector('#phase-indicator')?.innerText"
-                           ".includes('stayed in the topology-preserving phase')")
+                           ".includes('no exit from the topology-preserving phase certified')")
     assert "phase-ok" in page.get_attribute("#phase-indicator", "class").split()
 
 
