@@ -155,7 +155,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = start_embedded_redis(Path(tmp))
         try:
-            bench_publishing(redis.Redis.from_url(server.url), epochs=10, repeats=5)
+            bench_publishing(redis.Redis.from_url(server.url), epochs=40, repeats=5)
         finally:
             server.stop()
     print()
