@@ -45,7 +45,7 @@ def test_two_circles_and_double_torus_and_sphere():
     assert torus.shape == (4096, 3) and np.isfinite(torus).all()
     assert torus[:, 0].max() - torus[:, 0].min() < 0.4  # first coordinate squeezed by 0.1
     assert _double_torus_sdf(np.array([[0.8, 0.0, 0.0], [-0.8, 0.0, 0.0]])).min() > 0  # the two holes
-    assert _double_torus_sdf(np.array([[0.0, 0.0, 0.0]]))[0] < 0  # smoothly joined in the middle
+    assert _double_torus_sdf(np.array([[0.0, 0.0, 0.0]]))[0] < 0  # the two tori are joined in the middle
 
     sphere = initial_neurons("sphere", 300, 74, np.random.default_rng(0))
     np.testing.assert_allclose(np.linalg.norm(sphere, axis=1), 1.0, atol=1e-9)
