@@ -32,7 +32,8 @@ class Reference:
     def from_step0(neurons: np.ndarray) -> Reference:
         points = np.asarray(neurons, dtype=np.float64)
         basis = embedding.pca_basis(points, n_components=min(3, points.shape[1]))
-        plane = embedding.project(topology.standardise(points), embedding.pca_basis(topology.standardise(points), 2))
+        standardised = topology.standardise(points)
+        plane = embedding.project(standardised, embedding.pca_basis(standardised, 2))
         if plane.shape[1] < 2:
             plane = np.column_stack([plane[:, 0], np.zeros(len(points))])
         hue = (np.arctan2(plane[:, 1], plane[:, 0]) / (2 * math.pi)) % 1.0
@@ -96,14 +97,15 @@ def analyse(
     diagrams_std = None
     if dim <= 3:
         coords = {"raw": _rounded(points)}
-        pers_std = topology.persistence(topology.standardise(points), max_dim=max_dim)
+        standardised = topology.standardise(points)
+        pers_std = topology.persistence(standardised, max_dim=max_dim)
         diagrams_std = _diagram_json(pers_std.diagrams)
     else:
         umap_coords = embedding.umap_embed(points, init=previous_umap, seed=seed)
         coords = {"pca": _rounded(embedding.project(points, reference.basis)), "umap": _rounded(umap_coords)}
 
     signature_pers = pers_std if dim <= 3 else pers
-    signature_diam = topology.diameter(topology.standardise(points)) if dim <= 3 else diam
+    signature_diam = topology.diameter(standardised) if dim <= 3 else diam
     betti = topology.betti_at_scale(pers, PAPER_SCALE * diam)
     persistent = topology.persistent_counts(signature_pers, PERSISTENT_FRACTION * signature_diam)
 
