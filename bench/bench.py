@@ -14,7 +14,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import deque
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +28,11 @@ from backend import embedding  # noqa: E402
 from backend.analysis import Reference, analyse  # noqa: E402
 from topowatch.redis_server import start_embedded_redis  # noqa: E402
 from worker.presets import build_config  # noqa: E402
+from topowatch.settings import get_settings  # noqa: E402
+from topowatch.wire import SNAPSHOTS  # noqa: E402
+from worker.main import limit_threads  # noqa: E402
 from worker.publisher import Publisher  # noqa: E402
+from worker.relay import SnapshotRelay  # noqa: E402
 from worker.train import train  # noqa: E402
 
 
@@ -50,43 +53,52 @@ class CollectSink(NullSink):
 
 
 def timed_train(config_overrides: dict, sink: object) -> tuple[float, int]:
-    config = build_config({"preset": "figure-eight", "sharpness_every": 0} | config_overrides)
+    config = build_config({"preset": "figure-eight"} | config_overrides)
     started = time.perf_counter()
     outcome = train(config, sink, torch.device("cpu"))
     return time.perf_counter() - started, outcome.step
 
 
-class QueueOnlySink(NullSink):
-    """What the training loop itself pays per snapshot: the copy and a queue append (no Redis)."""
+def bench_publishing(redis_url: str, label: str, overrides: dict, rounds: int) -> None:
+    """Rounds of three figure-eight runs in alternating order; each round's ratios compare runs made a
+    second apart, so the machine's drift (this VM's speed wanders by +-10 %) cancels in their median."""
+    client = redis.Redis.from_url(redis_url)
+    relay = SnapshotRelay(redis_url, max_backlog=10**9)
 
-    def __init__(self) -> None:
-        self.queue: deque = deque(maxlen=1)
+    def plain() -> float:
+        seconds, steps = timed_train(overrides | {"snapshot_every": 10**9}, NullSink())
+        return steps / seconds
 
-    def snapshot(self, step: int, epoch: int, neurons: np.ndarray, metrics: dict) -> None:
-        self.queue.append((step, epoch, neurons, metrics))
+    def taken() -> float:  # snapshots copied out of the model every step, then dropped
+        seconds, steps = timed_train(overrides | {"snapshot_every": 1}, NullSink())
+        return steps / seconds
 
-
-def bench_publishing(client: redis.Redis, epochs: int, repeats: int) -> None:
-    plain, queued, published = [], [], []
-    timed_train({"epochs": 1, "snapshot_every": 1}, NullSink())  # warm-up: allocator, data, thread pool
-    for i in range(repeats):
-        seconds, steps = timed_train({"epochs": epochs, "snapshot_every": 10**9}, NullSink())
-        plain.append(steps / seconds)
-        seconds, steps = timed_train({"epochs": epochs, "snapshot_every": 1}, QueueOnlySink())
-        queued.append(steps / seconds)
-        publisher = Publisher(client, f"bench-{i}", max_backlog=10**9)
-        seconds, steps = timed_train({"epochs": epochs, "snapshot_every": 1}, publisher)
+    def published() -> float:
+        publisher = Publisher(client, relay, "bench")
+        seconds, steps = timed_train(overrides | {"snapshot_every": 1}, publisher)
         publisher.flush()
         publisher.close()
-        published.append(steps / seconds)
-        client.delete("topowatch:snapshots")
-    a, q, b = statistics.median(plain), statistics.median(queued), statistics.median(published)
-    print(f"training figure-eight (1024 x 2, batch 128), {steps} steps, median of {repeats}:")
-    print(f"  without snapshots                        {a:7.0f} steps/s")
-    print(f"  snapshot every step, copy + queue only   {q:7.0f} steps/s  ({100 * (a / q - 1):5.1f} % slower)")
-    print(f"  snapshot every step, published to Redis  {b:7.0f} steps/s  ({100 * (a / b - 1):5.1f} % slower;"
-          f" target <= 5 %)")
-    print("  (the publisher thread and redis-server share this machine's cores with training)")
+        client.delete(SNAPSHOTS)
+        return steps / seconds
+
+    published()  # warm-up: allocator, data, the relay's connection
+    rates: dict[str, list[float]] = {"plain": [], "taken": [], "published": []}
+    runs = {"plain": plain, "taken": taken, "published": published}
+    for i in range(rounds):
+        for name in list(runs) if i % 2 == 0 else reversed(list(runs)):
+            rates[name].append(runs[name]())
+    relay.close()
+
+    def line(title: str, name: str, note: str = "") -> str:
+        rate = statistics.median(rates[name])
+        slower = 100 * statistics.median(p / q - 1 for p, q in zip(rates["plain"], rates[name]))
+        return f"  {title:42s} {rate:6.0f} steps/s" + (f"  ({slower:4.1f} % slower{note})" if name != "plain" else "")
+
+    steps = overrides["epochs"] * 28
+    print(f"figure-eight (1024 x 2, batch 128), {label}; {steps} steps a run, {rounds} rounds:")
+    print(line("without snapshots", "plain"))
+    print(line("snapshot every step, taken, not sent", "taken"))
+    print(line("snapshot every step, published to Redis", "published", "; target <= 5 %"))
 
 
 def bench_analysis(preset: str, overrides: dict, frames: int) -> list[float]:
@@ -150,15 +162,22 @@ def bench_health_latency() -> None:
               f"p99 {values[int(0.99 * (len(values) - 1))]:5.1f} ms")
 
 
-def main() -> None:
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores\n")
+def publishing() -> None:
+    threads = limit_threads(get_settings().training_threads)
+    print(f"torch {torch.__version__}, {os.cpu_count()} cores, {threads} training thread(s) as the worker uses")
+    print("(ratios: median over rounds of each round's ratio; the relay process and redis-server share the machine)")
     with tempfile.TemporaryDirectory() as tmp:
         server = start_embedded_redis(Path(tmp))
         try:
-            bench_publishing(redis.Redis.from_url(server.url), epochs=40, repeats=5)
+            bench_publishing(server.url, "as the preset trains (test loss twice and sharpness once an epoch)",
+                             {"epochs": 10}, rounds=30)
+            bench_publishing(server.url, "training steps alone (sharpness off)",
+                             {"epochs": 10, "sharpness_every": 0}, rounds=60)
         finally:
             server.stop()
-    print()
+
+
+def analysis() -> None:
     started = time.perf_counter()
     embedding.warm_up()
     print(f"one-time UMAP warm-up: {time.perf_counter() - started:.1f} s")
@@ -168,8 +187,19 @@ def main() -> None:
           f"max {max(fig8):6.1f} ms  (target <= 50 ms)")
     print(f"analysis per frame, digits 256 x 74:       median {statistics.median(digits):6.1f} ms, "
           f"max {max(digits):6.1f} ms  (target <= 300 ms)")
-    print()
-    bench_health_latency()
+
+
+SECTIONS = {"publishing": publishing, "analysis": analysis, "health": bench_health_latency}
+
+
+def main() -> None:
+    """``bench.py [section ...]``: all sections by default."""
+    for i, name in enumerate(sys.argv[1:] or SECTIONS):
+        if name not in SECTIONS:
+            sys.exit(f"unknown section {name!r}; choose from {', '.join(SECTIONS)}")
+        if i:
+            print()
+        SECTIONS[name]()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import torch
 from worker.data import DataError, digits_data, mnist_data, teacher_data
 from worker.model import NeuronMLP, _double_torus_sdf, initial_neurons
 from worker.presets import build_config
-from worker.train import neuron_matrix, train
+from worker.train import neuron_matrix, neuron_reader, train
 
 
 class ListSink:
@@ -115,6 +115,26 @@ def test_neuron_vector_is_input_row_and_output_column():
     torch.testing.assert_close(model.w_out[:, 2], neurons[2, 3:])
     optimizer = torch.optim.Adam(model.parameters())
     assert neuron_matrix(model, optimizer, with_state=True).shape == (5, 15)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_snapshots_follow_the_weights_through_optimizer_steps(optimizer):
+    """The CPU reader copies from views made once: they must keep tracking the parameters as they train."""
+    torch.manual_seed(0)
+    model = NeuronMLP(in_dim=2, width=16, out_dim=1)
+    opt = {"sgd": lambda p: torch.optim.SGD(p, lr=0.1), "momentum": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+           "adam": lambda p: torch.optim.Adam(p, lr=0.1)}[optimizer](model.parameters())
+    read = neuron_reader(model, opt, with_state=False)
+    first = read()
+    x, y = torch.randn(32, 2), torch.randn(32, 1)
+    for _ in range(3):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+    now = read()
+    np.testing.assert_array_equal(now, neuron_matrix(model, opt, with_state=False))
+    assert not np.allclose(now, first)
+    assert first is not now and not np.shares_memory(now, model.w_in.detach().numpy())
 
 
 SHORT = {"preset": "figure-eight", "width": 64, "epochs": 1, "snapshot_every": 7, "sharpness_every": 14,

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     api_url: str | None = None
 
     device: str = "auto"  # auto | cpu | cuda
+    # Training's CPU threads (torch and numpy's BLAS); 0: one per core but one, which is left to the snapshot
+    # relay and Redis (the paper's models are small: more threads than that only contend with publishing).
+    training_threads: int = 0
     analysers: int = 1  # analysis consumer processes started by `topowatch api` / `up`
     consumer_name: str | None = None  # defaults to host name + process id slot
 

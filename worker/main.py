@@ -12,12 +12,14 @@ import traceback
 import redis
 import torch
 from pydantic import ValidationError
+from threadpoolctl import threadpool_limits
 
 from topowatch.settings import Settings
 from topowatch.wire import REQUESTS, WORKER_GROUP, RunRequest, WireError, stop_key
 from worker.data import DataError
 from worker.presets import RunConfig
 from worker.publisher import Publisher
+from worker.relay import SnapshotRelay
 from worker.train import train
 
 log = logging.getLogger("topowatch.worker")
@@ -29,6 +31,15 @@ def pick_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
+def limit_threads(setting: int) -> int:
+    """Give training its CPU threads: torch's pool and numpy's BLAS (whose idle threads otherwise spin on the
+    core the relay and Redis need). 0: one per core but one."""
+    count = setting if setting > 0 else max(1, (os.cpu_count() or 1) - 1)
+    torch.set_num_threads(count)
+    threadpool_limits(count)
+    return count
+
+
 def ensure_group(client: redis.Redis, stream: str, group: str) -> None:
     try:
         client.xgroup_create(stream, group, id="0", mkstream=True)
@@ -37,9 +48,9 @@ def ensure_group(client: redis.Redis, stream: str, group: str) -> None:
             raise
 
 
-def run_one(client: redis.Redis, request: RunRequest, settings: Settings, device: torch.device,
+def run_one(client: redis.Redis, relay: SnapshotRelay, request: RunRequest, device: torch.device,
             active: dict[str, Publisher]) -> None:
-    publisher = Publisher(client, request.run_id, settings.max_backlog)
+    publisher = Publisher(client, relay, request.run_id)
     active[request.run_id] = publisher
     try:
         if client.exists(stop_key(request.run_id)):
@@ -75,6 +86,7 @@ def run_worker(settings: Settings, redis_url: str, consumer: str | None = None) 
     ensure_group(client, REQUESTS, WORKER_GROUP)
     consumer = consumer or settings.consumer_name or f"worker-{socket.gethostname()}-{os.getpid()}"
     device = pick_device(settings.device)
+    limit_threads(settings.training_threads)
     stopping = threading.Event()
     active: dict[str, Publisher] = {}
 
@@ -86,7 +98,16 @@ def run_worker(settings: Settings, redis_url: str, consumer: str | None = None) 
 
     signal.signal(signal.SIGTERM, shut_down)
     signal.signal(signal.SIGINT, shut_down)
+    relay = SnapshotRelay(redis_url, settings.max_backlog)
     log.info("worker %s on %s waiting for runs", consumer, device)
+    try:
+        serve(client, relay, consumer, device, stopping, active)
+    finally:
+        relay.close()
+
+
+def serve(client: redis.Redis, relay: SnapshotRelay, consumer: str, device: torch.device,
+          stopping: threading.Event, active: dict[str, Publisher]) -> None:
     while not stopping.is_set():
         try:
             reply = client.xreadgroup(WORKER_GROUP, consumer, {REQUESTS: ">"}, count=1, block=500)
@@ -106,5 +127,5 @@ def run_worker(settings: Settings, redis_url: str, consumer: str | None = None) 
                     log.error("dropping malformed run request %s: %s", message_id, exc)
                     continue
                 log.info("run %s started", request.run_id)
-                run_one(client, request, settings, device, active)
+                run_one(client, relay, request, device, active)
                 log.info("run %s ended", request.run_id)

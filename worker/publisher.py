@@ -1,14 +1,14 @@
 """Publishing from the training loop without making it wait.
 
-The loop hands a copied neuron matrix to a queue (a copy and a put); a background thread encodes the
-messages and XADDs them in pipelined batches, watches the run's stop key and refreshes its heartbeat.
-The queue is bounded and the thread pauses while the analysers' backlog is over its cap, so memory stays
-bounded and no snapshot is ever dropped.
+Snapshots are gathered for a few milliseconds in a buffer allocated once and written as one batch to the
+relay process (worker/relay.py), which encodes and XADDs them: per snapshot the training thread pays for
+copying the neurons into the buffer. A snapshot that follows a quiet spell goes out at once, so a slow run's
+frames are never held back. A light thread here polls the run's stop key and refreshes its heartbeat a
+few times a second.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from typing import Any
@@ -16,11 +16,15 @@ from typing import Any
 import numpy as np
 import redis
 
-from topowatch.wire import EVENTS, SNAPSHOTS, Event, Snapshot, stop_key
+from topowatch.wire import EVENTS, Event, stop_key
+from worker.relay import SnapshotRelay
 
 HEARTBEAT_TTL_S = 60  # generous: a CPU-starved worker is slow, not dead
 _POLL_S = 0.2
-_BATCH_S = 0.05
+_BATCH_S = 0.02  # a batch is sent once its first snapshot is this old ...
+_QUIET_S = 0.01  # ... or at once when the previous snapshot came this long ago
+_BATCH_MAX = 256
+_BATCH_BYTES = 1 << 20  # the relay's pipe holds about this much
 
 
 def heartbeat_key(run_id: str) -> str:
@@ -28,100 +32,69 @@ def heartbeat_key(run_id: str) -> str:
 
 
 class Publisher:
-    def __init__(self, client: redis.Redis, run_id: str, max_backlog: int, queue_size: int = 1024) -> None:
+    def __init__(self, client: redis.Redis, relay: SnapshotRelay, run_id: str) -> None:
         self.run_id = run_id
         self.stop_requested = threading.Event()
         self._client = client
-        self._max_backlog = max_backlog
-        self._queue: queue.Queue[Snapshot | None] = queue.Queue(maxsize=queue_size)
-        self._error: BaseException | None = None
-        self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"publisher-{run_id}", daemon=True)
+        self._relay = relay
+        self._closed = threading.Event()
+        self._buffer: np.ndarray | None = None  # (slots, N, D), reused batch after batch
+        self._items: list[tuple[int, int, dict[str, Any]]] = []  # (step, epoch, metrics) per filled slot
+        self._batch_started = 0.0
+        self._last_snapshot = 0.0
+        self._thread = threading.Thread(target=self._watch, name=f"control-{run_id}", daemon=True)
         self._thread.start()
 
     def snapshot(self, step: int, epoch: int, neurons: np.ndarray, metrics: dict[str, Any]) -> None:
-        if self._error is not None:
-            raise RuntimeError("snapshot publisher failed") from self._error
-        self._queue.put(Snapshot(self.run_id, step, epoch, neurons, metrics))
+        now = time.monotonic()
+        if self._buffer is None or self._buffer.shape[1:] != neurons.shape:
+            self._send()
+            slots = max(1, min(_BATCH_MAX, _BATCH_BYTES // max(1, neurons.nbytes)))
+            self._buffer = np.empty((slots, *neurons.shape), np.float32)
+        if not self._items:
+            self._batch_started = now
+        self._buffer[len(self._items)] = neurons
+        self._items.append((step, epoch, metrics))
+        if (now - self._last_snapshot >= _QUIET_S or now - self._batch_started >= _BATCH_S
+                or len(self._items) == len(self._buffer)):
+            self._send()
+        self._last_snapshot = now
+
+    def flush(self) -> None:
+        """Return once every snapshot taken so far is in Redis."""
+        self._send()
+        self._relay.flush()
 
     def should_stop(self) -> bool:
         return self.stop_requested.is_set()
 
     def event(self, kind: str, step: int = 0, message: str = "", **info: Any) -> None:
-        """Send a lifecycle event after every snapshot queued before it, so the order on the wire is kept."""
+        """Send a lifecycle event after every snapshot sent before it, so the order on the wire is kept."""
         if kind != "started":
             self.flush()
         self._client.xadd(EVENTS, Event(self.run_id, kind, step, message, info).encode())
 
-    def flush(self) -> None:
-        self._wake.set()
-        self._queue.join()
-        if self._error is not None:
-            raise RuntimeError("snapshot publisher failed") from self._error
-
     def close(self) -> None:
         # The heartbeat key is left to expire: deleting it could let the watchdog see a silent "running" run
         # before the recorder has read this run's final event.
-        self._queue.put(None)
-        self._wake.set()
+        self._closed.set()
         self._thread.join()
 
-    def _loop(self) -> None:
-        last_poll = 0.0
-        done = False
-        while not done:
-            # Wake a few times a second, not per snapshot: the training thread's put stays a cheap append and
-            # one pipelined round trip carries everything queued meanwhile.
-            self._wake.wait(_BATCH_S)
-            self._wake.clear()
-            batch: list[Snapshot] = []
-            taken = 0
-            while True:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                taken += 1
-                if item is None:
-                    done = True
-                else:
-                    batch.append(item)
+    def _send(self) -> None:
+        if self._items:
+            assert self._buffer is not None
+            self._relay.send(self.run_id, self._buffer[: len(self._items)], self._items)
+            self._items = []
+
+    def _watch(self) -> None:
+        while not self._closed.is_set():
             try:
-                if batch:
-                    self._wait_for_backlog()
-                    pipe = self._client.pipeline(transaction=False)
-                    for snapshot in batch:
-                        pipe.xadd(SNAPSHOTS, snapshot.encode())
-                    pipe.execute()
-                if time.monotonic() - last_poll >= _POLL_S:
-                    last_poll = time.monotonic()
-                    self._poll_control()
-            except BaseException as exc:  # surfaced to the training loop on its next call
-                self._error = exc
+                pipe = self._client.pipeline(transaction=False)
+                pipe.exists(stop_key(self.run_id))
+                pipe.set(heartbeat_key(self.run_id), "1", ex=HEARTBEAT_TTL_S)
+                stop, _ = pipe.execute()
+            except redis.RedisError:
+                stop = False  # Redis is briefly away: the relay's own errors end the run if it stays away
+            if stop:
                 self.stop_requested.set()
-                self._drain()
-                return
-            finally:
-                for _ in range(taken):  # only now: flush() returns once the batch is really in Redis
-                    self._queue.task_done()
-
-    def _poll_control(self) -> None:
-        pipe = self._client.pipeline(transaction=False)
-        pipe.exists(stop_key(self.run_id))
-        pipe.set(heartbeat_key(self.run_id), "1", ex=HEARTBEAT_TTL_S)
-        stop, _ = pipe.execute()
-        if stop:
-            self.stop_requested.set()
-
-    def _wait_for_backlog(self) -> None:
-        while self._client.xlen(SNAPSHOTS) > self._max_backlog:
-            self._poll_control()
-            time.sleep(_POLL_S)
-
-    def _drain(self) -> None:
-        while True:
-            try:
-                self._queue.get_nowait()
-                self._queue.task_done()
-            except queue.Empty:
-                return
+            self._closed.wait(_POLL_S)

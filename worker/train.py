@@ -61,15 +61,26 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
 
 
 def neuron_matrix(model: NeuronMLP, optimizer: torch.optim.Optimizer, with_state: bool) -> np.ndarray:
-    """The neuron cloud as float32 (N, D); for Adam optionally with each neuron's (m, v) appended.
-
-    Called every snapshot, so it is one concatenation into a fresh tensor and no further copy."""
+    """The neuron cloud as float32 (N, D); for Adam optionally with each neuron's (m, v) appended."""
     parts = [model.w_in.detach(), model.w_out.detach().T]
     if with_state:
         for moment in ("exp_avg", "exp_avg_sq"):
             parts.append(optimizer.state.get(model.w_in, {}).get(moment, torch.zeros_like(model.w_in)))
             parts.append(optimizer.state.get(model.w_out, {}).get(moment, torch.zeros_like(model.w_out)).T)
     return torch.cat(parts, dim=1).to("cpu", torch.float32).numpy()
+
+
+def neuron_reader(model: NeuronMLP, optimizer: torch.optim.Optimizer, with_state: bool) -> Callable[[], np.ndarray]:
+    """What takes every snapshot: a fresh copy of the neuron matrix.
+
+    On CPU, without optimizer state, it copies from numpy views of the weights made once: torch's per-op
+    overhead, paid right after a training step's cold caches, tripled the cost of a snapshot. The views stay
+    valid because optimisers update parameters in place."""
+    on_cpu = model.w_in.device.type == "cpu" and model.w_in.dtype == torch.float32
+    if with_state or not on_cpu:
+        return lambda: neuron_matrix(model, optimizer, with_state)
+    views = (model.w_in.detach().numpy(), model.w_out.detach().numpy().T)
+    return lambda: np.concatenate(views, axis=1)
 
 
 def train(config: RunConfig, sink: Sink, device: torch.device, on_start: Callable[..., None] | None = None) -> Outcome:
@@ -90,8 +101,9 @@ def train(config: RunConfig, sink: Sink, device: torch.device, on_start: Callabl
     model.set_neurons(torch.tensor(init, dtype=torch.float32, device=device))
     optimizer = make_optimizer(config, list(model.parameters()))
     params = list(model.parameters())
+    read_neurons = neuron_reader(model, optimizer, config.optimizer_state_in_neuron)
     if on_start is not None:
-        on_start(total_steps=total_steps, neuron_dim=neuron_matrix(model, optimizer, config.optimizer_state_in_neuron).shape[1])
+        on_start(total_steps=total_steps, neuron_dim=read_neurons().shape[1])
 
     # Sharpness is always measured on the same training examples, so its curve is comparable over time.
     sharp_x, sharp_y = x_train[: config.sharpness_subset], y_train[: config.sharpness_subset]
@@ -126,7 +138,7 @@ def train(config: RunConfig, sink: Sink, device: torch.device, on_start: Callabl
 
     def publish(step: int, epoch: int, train_losses: list[float]) -> bool:
         """Snapshot the neurons; measurements due at this step ride along. False if the weights blew up."""
-        neurons = neuron_matrix(model, optimizer, config.optimizer_state_in_neuron)
+        neurons = read_neurons()
         if not np.isfinite(neurons).all():
             return False
         metrics: dict = {"lr": config.lr, "train_loss": sum(train_losses) / len(train_losses) if train_losses else None}
