@@ -53,9 +53,8 @@ def get_run(store: Store, run_id: str) -> dict[str, Any]:
     run = store.get_run(run_id)
     if run is None:
         raise NotFound(f"no run with id {run_id!r}")
-    index = store.frame_index(run_id)
-    run["first_topology_change"] = first_topology_change(index)
-    run["phase_exit"] = phase_exit(index)
+    run["first_topology_change"] = first_topology_change(store, run_id)
+    run["phase_exit"] = phase_exit(store, run_id)
     return run
 
 
@@ -75,39 +74,35 @@ def stop_run(store: Store, client: redis.Redis, run_id: str) -> dict[str, Any]:
     return get_run(store, run_id)
 
 
-def first_topology_change(index: list[dict[str, Any]]) -> int | None:
+def first_topology_change(store: Store, run_id: str) -> int | None:
     """First analysed step whose topology signature differs from step 0's.
 
     The signature is the Betti numbers at the paper's scale (0.25 x diameter) for high-dimensional clouds,
-    and the persistent counts in standardised coordinates for clouds in R^2 and R^3 (see analysis.py)."""
-    if not index or index[0]["step"] != 0:
+    and the persistent counts in standardised coordinates for clouds in R^2 and R^3 (see analysis.py).
+    Searched inside the store: a long run's whole index is not read for every poll of the run."""
+    first = store.frame_index(run_id, 0, 0)
+    if not first:
         return None
-
-    def signature(entry: dict[str, Any]) -> tuple:
-        prefix = "pb" if entry["metrics"].get("signature_space") == "standardised" else "b"
-        return tuple(entry["metrics"].get(f"{prefix}{k}") for k in range(3))
-
-    start = signature(index[0])
-    for entry in index[1:]:
-        if signature(entry) != start:
-            return int(entry["step"])
-    return None
+    metrics = first[0]["metrics"]
+    prefix = "pb" if metrics.get("signature_space") == "standardised" else "b"
+    return store.first_step_differing(run_id, {f"{prefix}{k}": metrics.get(f"{prefix}{k}") for k in range(3)})
 
 
-def phase_exit(index: list[dict[str, Any]]) -> dict[str, Any] | None:
+def phase_exit(store: Store, run_id: str) -> dict[str, Any] | None:
     """First snapshot interval where lr * K_emp > 1: the run left the topology-preserving phase.
 
     K_emp is a lower bound on the update's Lipschitz constant K, so lr * K_emp > 1 certifies lr > eta* = 1/K.
     """
-    for entry in index:
-        value = entry["metrics"].get("eta_k_emp")
-        if value is not None and value > 1:
-            return {"step": int(entry["step"]), "from_step": entry["metrics"].get("interval_from"), "eta_k_emp": value}
-    return None
+    entry = store.first_frame_above(run_id, "eta_k_emp", 1.0)
+    if entry is None:
+        return None
+    metrics = entry["metrics"]
+    return {"step": int(entry["step"]), "from_step": metrics.get("interval_from"), "eta_k_emp": metrics["eta_k_emp"]}
 
 
 def frame_index(store: Store, run_id: str, start: int = 0, end: int = 2**62) -> list[dict[str, Any]]:
-    get_run(store, run_id)
+    if not store.run_exists(run_id):
+        raise NotFound(f"no run with id {run_id!r}")
     return store.frame_index(run_id, start, end)
 
 

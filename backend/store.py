@@ -227,6 +227,21 @@ class Store:
         ).fetchall()
         return [{"step": r["step"], "epoch": r["epoch"], "metrics": json.loads(r["metrics"])} for r in rows]
 
+    def first_frame_above(self, run_id: str, metric: str, threshold: float) -> dict[str, Any] | None:
+        """The earliest index entry whose ``metric`` exceeds ``threshold`` (searched inside SQLite)."""
+        row = self._db.execute(
+            "SELECT step, epoch, metrics FROM frames WHERE run_id = ? AND json_extract(metrics, ?) > ? "
+            "ORDER BY step LIMIT 1", (run_id, f"$.{metric}", threshold)).fetchone()
+        return None if row is None else {"step": row["step"], "epoch": row["epoch"], "metrics": json.loads(row["metrics"])}
+
+    def first_step_differing(self, run_id: str, values: dict[str, Any]) -> int | None:
+        """The earliest analysed step where any of these metrics differs from the given value (null included)."""
+        differs = " OR ".join("json_extract(metrics, ?) IS NOT ?" for _ in values)
+        params = [p for key, value in values.items() for p in (f"$.{key}", value)]
+        row = self._db.execute(f"SELECT MIN(step) FROM frames WHERE run_id = ? AND ({differs})",
+                               (run_id, *params)).fetchone()
+        return row[0]
+
     def frames(self, run_id: str, start: int, end: int, limit: int) -> list[dict[str, Any]]:
         rows = self._db.execute(
             "SELECT * FROM frames WHERE run_id = ? AND step BETWEEN ? AND ? ORDER BY step LIMIT ?",
