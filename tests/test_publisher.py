@@ -4,12 +4,13 @@ import threading
 
 import numpy as np
 import pytest
+import redis
 
 from tests.conftest import wait_for
-from topowatch.redis_server import free_port
+from topowatch.redis_server import free_port, start_embedded_redis
 from topowatch.wire import EVENTS, SNAPSHOTS, Event, Snapshot, stop_key
 from worker.publisher import Publisher, heartbeat_key
-from worker.relay import SnapshotRelay, decode_frames, encode_batch
+from worker.relay import RelayError, SnapshotRelay, decode_frames, encode_batch
 
 
 @pytest.fixture
@@ -80,9 +81,55 @@ def test_relay_holds_back_over_the_backlog_cap_and_drops_nothing(redis_url, redi
     relay.close()
 
 
-def test_a_relay_that_cannot_reach_redis_fails_with_the_reason(redis_client):
-    relay = SnapshotRelay(f"redis://127.0.0.1:{free_port()}/0", max_backlog=10)
+def test_a_relay_that_cannot_reach_redis_fails_with_the_reason():
+    relay = SnapshotRelay(f"redis://127.0.0.1:{free_port()}/0", max_backlog=10, retry_s=0.5)
     relay.send("run", np.zeros((1, 3, 2), np.float32), [(0, 0, {})])
-    with pytest.raises(RuntimeError, match=r"snapshot relay stopped \(exit code 1\): .*[Cc]onnect"):
+    with pytest.raises(RelayError, match=r"snapshot relay stopped \(exit code 1\): .*[Cc]onnect"):
         relay.flush()
     relay.close()
+
+
+def test_the_relay_waits_through_a_redis_restart(tmp_path):
+    port = free_port()
+    relay = SnapshotRelay(f"redis://127.0.0.1:{port}/0", max_backlog=10**6, retry_s=30)
+    relay.send("run", np.ones((3, 3, 2), np.float32), [(0, 0, {}), (1, 0, {}), (2, 0, {})])
+    flushed = threading.Thread(target=relay.flush)
+    flushed.start()
+    flushed.join(1.0)
+    assert flushed.is_alive(), "no Redis yet: the relay keeps retrying"
+    server = start_embedded_redis(tmp_path / "late", port=port)
+    try:
+        flushed.join(15)
+        assert not flushed.is_alive()
+        client = redis.Redis.from_url(server.url)
+        assert [Snapshot.decode(f).step for _, f in client.xrange(SNAPSHOTS)] == [0, 1, 2]
+    finally:
+        relay.close()
+        server.stop()
+
+
+def test_a_run_whose_relay_gave_up_ends_failed_and_the_next_run_gets_a_fresh_relay(tmp_path, redis_client):
+    port = free_port()
+    snapshots_redis = start_embedded_redis(tmp_path / "a", port=port)
+    relay = SnapshotRelay(snapshots_redis.url, max_backlog=10, retry_s=0.3)
+    snapshots_redis.stop()  # Redis goes away for longer than the relay waits
+    publisher = Publisher(redis_client, relay, "run")  # (its events go to a Redis that stays up)
+    publisher.snapshot(0, 0, np.zeros((3, 2), np.float32), {})
+    publisher.event("finished", 0)
+    (_, fields), = redis_client.xrange(EVENTS)
+    event = Event.decode(fields)
+    assert event.kind == "failed" and "publishing snapshots failed" in event.message and "onnect" in event.message
+    publisher.close()
+
+    snapshots_redis = start_embedded_redis(tmp_path / "b", port=port)
+    try:
+        relay.ensure_running()
+        publisher = Publisher(redis_client, relay, "next")
+        publisher.snapshot(0, 0, np.zeros((3, 2), np.float32), {})
+        publisher.flush()
+        client = redis.Redis.from_url(snapshots_redis.url)
+        assert [Snapshot.decode(f).run_id for _, f in client.xrange(SNAPSHOTS)] == ["next"]
+        publisher.close()
+    finally:
+        relay.close()
+        snapshots_redis.stop()

@@ -126,6 +126,7 @@ def serve(client: redis.Redis, relay: SnapshotRelay, consumer: str, device: torc
                 except WireError as exc:
                     log.error("dropping malformed run request %s: %s", message_id, exc)
                     continue
+                relay.ensure_running()  # it may have given up on Redis during an earlier run
                 log.info("run %s started", request.run_id)
                 run_one(client, relay, request, device, active)
                 log.info("run %s ended", request.run_id)

@@ -17,7 +17,7 @@ import numpy as np
 import redis
 
 from topowatch.wire import EVENTS, Event, stop_key
-from worker.relay import SnapshotRelay
+from worker.relay import RelayError, SnapshotRelay
 
 HEARTBEAT_TTL_S = 60  # generous: a CPU-starved worker is slow, not dead
 _POLL_S = 0.2
@@ -69,9 +69,15 @@ class Publisher:
         return self.stop_requested.is_set()
 
     def event(self, kind: str, step: int = 0, message: str = "", **info: Any) -> None:
-        """Send a lifecycle event after every snapshot sent before it, so the order on the wire is kept."""
+        """Send a lifecycle event after every snapshot sent before it, so the order on the wire is kept.
+
+        If the relay has stopped, the run's last word is that it failed, and why."""
         if kind != "started":
-            self.flush()
+            try:
+                self.flush()
+            except RelayError as exc:
+                if kind != "failed":
+                    kind, message = "failed", f"publishing snapshots failed: {exc}"
         self._client.xadd(EVENTS, Event(self.run_id, kind, step, message, info).encode())
 
     def close(self) -> None:

@@ -37,6 +37,7 @@ _NAP_S = 0.005
 _INLINE_BYTES = 1024  # longer arguments (the neuron bytes) are sent from their own buffer
 _IOV_MAX = 1000  # buffers per sendmsg; Linux allows 1024
 _BACKLOG_POLL_S = 0.2
+RETRY_S = 30.0  # Redis may restart (or a network blip pass) this long before the run is failed
 FLUSHED = b"k"
 FAILED = b"E"
 
@@ -74,14 +75,20 @@ def decode_frames(buffer: bytearray) -> list[list[Snapshot] | None]:
     return frames
 
 
+class RelayError(RuntimeError):
+    """The relay process stopped; the message says why (e.g. Redis unreachable for too long)."""
+
+
 class SnapshotRelay:
     """The training process's end: start the relay child, hand it batches, wait for flushes."""
 
-    def __init__(self, redis_url: str, max_backlog: int) -> None:
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "worker.relay", redis_url, str(max_backlog)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, preexec_fn=die_with_parent,
-        )
+    def __init__(self, redis_url: str, max_backlog: int, retry_s: float = RETRY_S) -> None:
+        self._args = [sys.executable, "-m", "worker.relay", redis_url, str(max_backlog), str(retry_s)]
+        self._start()
+
+    def _start(self) -> None:
+        self._process = subprocess.Popen(self._args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         preexec_fn=die_with_parent)
         assert self._process.stdin is not None and self._process.stdout is not None
         self._to_relay = self._process.stdin.fileno()
         self._from_relay = self._process.stdout.fileno()
@@ -89,6 +96,12 @@ class SnapshotRelay:
             fcntl.fcntl(self._to_relay, _F_SETPIPE_SZ, _PIPE_BYTES)
         except OSError:
             pass  # not Linux, or over the system's pipe-max-size: the default pipe works, with less slack
+
+    def ensure_running(self) -> None:
+        """Start a fresh relay process if this one has stopped."""
+        if self._process.poll() is not None:
+            self.close()
+            self._start()
 
     def send(self, run_id: str, matrices: np.ndarray, items: list[tuple[int, int, dict]]) -> None:
         self._write(encode_batch(run_id, matrices, items))
@@ -100,9 +113,11 @@ class SnapshotRelay:
             raise self._failure()
 
     def close(self) -> None:
-        if self._process.poll() is None:
-            self._process.stdin.close()  # type: ignore[union-attr]
-            self._process.wait()
+        try:
+            self._process.stdin.close()  # type: ignore[union-attr]  # end of input: relay the rest, exit
+        except BrokenPipeError:
+            pass  # it had stopped with unread input
+        self._process.wait()
         self._process.stdout.close()  # type: ignore[union-attr]
 
     def _write(self, buffers: list[bytes | memoryview]) -> None:
@@ -117,13 +132,13 @@ class SnapshotRelay:
         except BrokenPipeError:
             raise self._failure() from None
 
-    def _failure(self) -> RuntimeError:
+    def _failure(self) -> RelayError:
         message = self._process.stdout.read().decode(errors="replace").removeprefix(FAILED.decode())  # type: ignore[union-attr]
         code = self._process.wait()
-        return RuntimeError(f"snapshot relay stopped (exit code {code}): {message.strip() or 'no message'}")
+        return RelayError(f"snapshot relay stopped (exit code {code}): {message.strip() or 'no message'}")
 
 
-def relay(source: int, replies: int, client: redis.Redis, max_backlog: int) -> None:
+def relay(source: int, replies: int, client: redis.Redis, max_backlog: int, retry_s: float) -> None:
     buffer = bytearray()
     while True:
         chunk = os.read(source, _PIPE_BYTES)
@@ -133,12 +148,12 @@ def relay(source: int, replies: int, client: redis.Redis, max_backlog: int) -> N
         commands: list[list[bytes]] = []
         for frame in decode_frames(buffer):
             if frame is None:
-                _xadd_all(client, commands, max_backlog)
+                _xadd_all(client, commands, max_backlog, retry_s)
                 commands = []
                 os.write(replies, FLUSHED)
             else:
                 commands += [_xadd_command(snapshot) for snapshot in frame]
-        _xadd_all(client, commands, max_backlog)
+        _xadd_all(client, commands, max_backlog, retry_s)
         # Nap before the next read: a write to a pipe whose reader is blocked on it pays for waking that
         # reader (a few times the cost of the copy itself); a napping reader is woken by nobody.
         time.sleep(_NAP_S)
@@ -160,11 +175,27 @@ def _xadd_command(snapshot: Snapshot) -> list[bytes]:
     return [*buffers, head]
 
 
-def _xadd_all(client: redis.Redis, commands: list[list[bytes]], max_backlog: int) -> None:
+def _xadd_all(client: redis.Redis, commands: list[list[bytes]], max_backlog: int, retry_s: float) -> None:
+    """XADD every command, retrying through a Redis restart: a repeated XADD is harmless, since the
+    analysers store each (run, step) once."""
     if not commands:
         return
-    while client.xlen(SNAPSHOTS) > max_backlog:
-        time.sleep(_BACKLOG_POLL_S)
+    deadline = time.monotonic() + retry_s
+    pause = 0.1
+    while True:
+        try:
+            while client.xlen(SNAPSHOTS) > max_backlog:
+                time.sleep(_BACKLOG_POLL_S)
+            _xadd_once(client, commands)
+            return
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(2 * pause, 2.0)
+
+
+def _xadd_once(client: redis.Redis, commands: list[list[bytes]]) -> None:
     connection = client.connection_pool.get_connection()
     try:
         _send(connection, [piece for command in commands for piece in command])
@@ -196,10 +227,10 @@ def main() -> None:
     # Ctrl-C on a terminal reaches the whole process group: the worker stops its run and then closes the
     # pipe, and everything it wrote before must still be relayed.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    redis_url, max_backlog = sys.argv[1], int(sys.argv[2])
+    redis_url, max_backlog, retry_s = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     replies = sys.stdout.fileno()
     try:
-        relay(sys.stdin.fileno(), replies, redis.Redis.from_url(redis_url), max_backlog)
+        relay(sys.stdin.fileno(), replies, redis.Redis.from_url(redis_url), max_backlog, retry_s)
     except Exception as exc:  # the training process reads this as the reason publishing failed
         os.write(replies, FAILED + f"{type(exc).__name__}: {exc}".encode())
         sys.exit(1)
