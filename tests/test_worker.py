@@ -112,7 +112,7 @@ def test_neuron_vector_is_input_row_and_output_column():
     neurons = torch.arange(25, dtype=torch.float32).reshape(5, 5)
     model.set_neurons(neurons)
     torch.testing.assert_close(model.w_in[2], neurons[2, :3])
-    torch.testing.assert_close(model.w_out[:, 2], neurons[2, 3:])
+    torch.testing.assert_close(model.w_out[2], neurons[2, 3:])
     optimizer = torch.optim.Adam(model.parameters())
     assert neuron_matrix(model, optimizer, with_state=True).shape == (5, 15)
 
@@ -134,7 +134,7 @@ def test_snapshots_follow_the_weights_through_optimizer_steps(optimizer):
     now = read()
     np.testing.assert_array_equal(now, neuron_matrix(model, opt, with_state=False))
     assert not np.allclose(now, first)
-    assert first is not now and not np.shares_memory(now, model.w_in.detach().numpy())
+    assert first is not now and not np.shares_memory(now, model.neurons.detach().numpy())
 
 
 SHORT = {"preset": "figure-eight", "width": 64, "epochs": 1, "snapshot_every": 7, "sharpness_every": 14,

@@ -1,6 +1,7 @@
 """The student network and the paper's neuron initialisations.
 
-A two-layer sigmoid MLP without biases: hidden unit i is the neuron x_i = [row i of W_in, column i of W_out].
+A two-layer sigmoid MLP without biases whose one parameter is the neuron matrix: row i is hidden unit i's
+neuron x_i = (its input weights, its output weights), as in the paper. A snapshot is a copy of it.
 """
 
 from __future__ import annotations
@@ -15,21 +16,25 @@ from torch import nn
 class NeuronMLP(nn.Module):
     def __init__(self, in_dim: int, width: int, out_dim: int) -> None:
         super().__init__()
-        self.w_in = nn.Parameter(torch.empty(width, in_dim))
-        self.w_out = nn.Parameter(torch.empty(out_dim, width))
+        self.in_dim = in_dim
+        self.neurons = nn.Parameter(torch.empty(width, in_dim + out_dim))
+
+    @property
+    def w_in(self) -> torch.Tensor:
+        """(width, in_dim): each hidden unit's input weights."""
+        return self.neurons[:, : self.in_dim]
+
+    @property
+    def w_out(self) -> torch.Tensor:
+        """(width, out_dim): each hidden unit's output weights."""
+        return self.neurons[:, self.in_dim :]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(x @ self.w_in.T) @ self.w_out.T
-
-    def neurons(self) -> torch.Tensor:
-        """(width, in_dim + out_dim): one row per hidden unit."""
-        return torch.cat([self.w_in, self.w_out.T], dim=1)
+        return torch.sigmoid(x @ self.w_in.T) @ self.w_out
 
     @torch.no_grad()
     def set_neurons(self, neurons: torch.Tensor) -> None:
-        in_dim = self.w_in.shape[1]
-        self.w_in.copy_(neurons[:, :in_dim])
-        self.w_out.copy_(neurons[:, in_dim:].T)
+        self.neurons.copy_(neurons)
 
 
 def _squeeze_w(points: np.ndarray) -> np.ndarray:

@@ -61,26 +61,24 @@ def steps_per_epoch(n_train: int, batch_size: int) -> int:
 
 
 def neuron_matrix(model: NeuronMLP, optimizer: torch.optim.Optimizer, with_state: bool) -> np.ndarray:
-    """The neuron cloud as float32 (N, D); for Adam optionally with each neuron's (m, v) appended."""
-    parts = [model.w_in.detach(), model.w_out.detach().T]
+    """A fresh float32 (N, D) copy of the neuron cloud; for Adam optionally with each neuron's (m, v) appended."""
+    parts = [model.neurons.detach()]
     if with_state:
-        for moment in ("exp_avg", "exp_avg_sq"):
-            parts.append(optimizer.state.get(model.w_in, {}).get(moment, torch.zeros_like(model.w_in)))
-            parts.append(optimizer.state.get(model.w_out, {}).get(moment, torch.zeros_like(model.w_out)).T)
+        state = optimizer.state.get(model.neurons, {})
+        parts += [state.get(moment, torch.zeros_like(model.neurons)) for moment in ("exp_avg", "exp_avg_sq")]
     return torch.cat(parts, dim=1).to("cpu", torch.float32).numpy()
 
 
 def neuron_reader(model: NeuronMLP, optimizer: torch.optim.Optimizer, with_state: bool) -> Callable[[], np.ndarray]:
     """What takes every snapshot: a fresh copy of the neuron matrix.
 
-    On CPU, without optimizer state, it copies from numpy views of the weights made once: torch's per-op
-    overhead, paid right after a training step's cold caches, tripled the cost of a snapshot. The views stay
-    valid because optimisers update parameters in place."""
-    on_cpu = model.w_in.device.type == "cpu" and model.w_in.dtype == torch.float32
-    if with_state or not on_cpu:
+    On CPU, without optimizer state, it copies from a numpy view of the parameter made once: torch's
+    per-op overhead, paid right after a training step's cold caches, tripled the cost of a snapshot. The
+    view stays valid because optimisers update parameters in place."""
+    if with_state or model.neurons.device.type != "cpu" or model.neurons.dtype != torch.float32:
         return lambda: neuron_matrix(model, optimizer, with_state)
-    views = (model.w_in.detach().numpy(), model.w_out.detach().numpy().T)
-    return lambda: np.concatenate(views, axis=1)
+    view = model.neurons.detach().numpy()
+    return view.copy
 
 
 def train(config: RunConfig, sink: Sink, device: torch.device, on_start: Callable[..., None] | None = None) -> Outcome:
