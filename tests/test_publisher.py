@@ -1,5 +1,6 @@
 """The worker's publisher and its relay process against the real embedded Redis."""
 
+import os
 import threading
 
 import numpy as np
@@ -10,7 +11,8 @@ from tests.conftest import wait_for
 from topowatch.redis_server import free_port, start_embedded_redis
 from topowatch.wire import EVENTS, SNAPSHOTS, Event, Snapshot, stop_key
 from worker.publisher import Publisher, heartbeat_key
-from worker.relay import RelayError, SnapshotRelay, decode_frames, encode_batch
+import worker.relay as relay_module
+from worker.relay import RelayError, SnapshotRelay, decode_frames, encode_frame
 
 
 @pytest.fixture
@@ -21,20 +23,33 @@ def relay(redis_url):
 
 
 def test_frames_survive_arbitrary_pipe_chunking():
-    matrices = np.stack([np.arange(6, dtype=np.float32).reshape(3, 2), -np.arange(6, dtype=np.float32).reshape(3, 2)])
-    items = [(3, 0, {"train_loss": 0.5}), (4, 1, {"train_loss": float("nan")})]
-    stream = b"".join([*encode_batch("r1", matrices, items), b"\0" * 8,  # zero lengths: a flush
-                       *encode_batch("r2", matrices[:1], items[:1])])
+    batch = {"run_id": "r1", "shape": [3, 2], "first": 7, "items": [[3, 0, {"train_loss": 0.5}]]}
+    stream = encode_frame(batch) + encode_frame(None) + encode_frame({"arena": "/x", "size": 64})
     buffer, frames = bytearray(), []
     for start in range(0, len(stream), 7):  # a pipe may hand over any prefix
         buffer += stream[start : start + 7]
         frames += decode_frames(buffer)
-    assert buffer == b"" and len(frames) == 3 and frames[1] is None
-    first, second = frames[0][1], frames[2][0]
-    assert (first.run_id, first.step, first.epoch, second.run_id, second.step) == ("r1", 4, 1, "r2", 3)
-    np.testing.assert_array_equal(first.neurons, matrices[1])
-    # a NaN metric reaches the wire message as null, as the wire format says
-    assert '"train_loss": null' in first.encode()["header"]
+    assert frames == [batch, None, {"arena": "/x", "size": 64}] and buffer == b""
+
+
+def test_snapshots_wrap_around_a_small_arena_and_change_shape_between_runs(redis_client, relay, monkeypatch):
+    monkeypatch.setattr(relay_module, "ARENA_BYTES", 64 + 5 * 4 * 6)  # five (3, 2) slots
+    first = Publisher(redis_client, relay, "first")
+    for step in range(23):  # over four times round the arena
+        first.snapshot(step, 0, np.full((3, 2), step, np.float32), {"train_loss": float(step)})
+    first.event("finished", 22)
+    second = Publisher(redis_client, relay, "second")  # a wider neuron: a bigger arena
+    second.snapshot(0, 0, np.arange(40, dtype=np.float32).reshape(4, 10), {"train_loss": float("nan")})
+    second.event("finished", 0)
+    got = [Snapshot.decode(f) for _, f in redis_client.xrange(SNAPSHOTS)]
+    assert [(s.run_id, s.step) for s in got] == [("first", i) for i in range(23)] + [("second", 0)]
+    for s in got[:23]:
+        np.testing.assert_array_equal(s.neurons, np.full((3, 2), s.step, np.float32))
+    np.testing.assert_array_equal(got[23].neurons, np.arange(40, dtype=np.float32).reshape(4, 10))
+    assert got[23].metrics == {"train_loss": None}  # non-finite metrics travel as null
+    assert not [f for f in os.listdir("/dev/shm") if f.startswith("topowatch-arena-")], "arenas are unlinked"
+    first.close()
+    second.close()
 
 
 def test_events_follow_every_snapshot_sent_before_them(redis_client, relay):
@@ -83,7 +98,7 @@ def test_relay_holds_back_over_the_backlog_cap_and_drops_nothing(redis_url, redi
 
 def test_a_relay_that_cannot_reach_redis_fails_with_the_reason():
     relay = SnapshotRelay(f"redis://127.0.0.1:{free_port()}/0", max_backlog=10, retry_s=0.5)
-    relay.send("run", np.zeros((1, 3, 2), np.float32), [(0, 0, {})])
+    relay.put("run", 0, 0, np.zeros((3, 2), np.float32), {})
     with pytest.raises(RelayError, match=r"snapshot relay stopped \(exit code 1\): .*[Cc]onnect"):
         relay.flush()
     relay.close()
@@ -92,7 +107,8 @@ def test_a_relay_that_cannot_reach_redis_fails_with_the_reason():
 def test_the_relay_waits_through_a_redis_restart(tmp_path):
     port = free_port()
     relay = SnapshotRelay(f"redis://127.0.0.1:{port}/0", max_backlog=10**6, retry_s=30)
-    relay.send("run", np.ones((3, 3, 2), np.float32), [(0, 0, {}), (1, 0, {}), (2, 0, {})])
+    for step in range(3):
+        relay.put("run", step, 0, np.ones((3, 2), np.float32), {})
     flushed = threading.Thread(target=relay.flush)
     flushed.start()
     flushed.join(1.0)

@@ -1,16 +1,13 @@
 """Publishing from the training loop without making it wait.
 
-Snapshots are gathered for a few milliseconds in a buffer allocated once and written as one batch to the
-relay process (worker/relay.py), which encodes and XADDs them: per snapshot the training thread pays for
-copying the neurons into the buffer. A snapshot that follows a quiet spell goes out at once, so a slow run's
-frames are never held back. A light thread here polls the run's stop key and refreshes its heartbeat a
-few times a second.
+Each snapshot is copied into shared memory and handed to the relay process (worker/relay.py), which
+encodes and XADDs it: the training thread pays for that copy. A light thread here polls the run's stop
+key and refreshes its heartbeat a few times a second; lifecycle events follow every snapshot before them.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import numpy as np
@@ -21,10 +18,6 @@ from worker.relay import RelayError, SnapshotRelay
 
 HEARTBEAT_TTL_S = 60  # generous: a CPU-starved worker is slow, not dead
 _POLL_S = 0.2
-_BATCH_S = 0.02  # a batch is sent once its first snapshot is this old ...
-_QUIET_S = 0.01  # ... or at once when the previous snapshot came this long ago
-_BATCH_MAX = 256
-_BATCH_BYTES = 1 << 20  # the relay's pipe holds about this much
 
 
 def heartbeat_key(run_id: str) -> str:
@@ -38,31 +31,14 @@ class Publisher:
         self._client = client
         self._relay = relay
         self._closed = threading.Event()
-        self._buffer: np.ndarray | None = None  # (slots, N, D), reused batch after batch
-        self._items: list[tuple[int, int, dict[str, Any]]] = []  # (step, epoch, metrics) per filled slot
-        self._batch_started = 0.0
-        self._last_snapshot = 0.0
         self._thread = threading.Thread(target=self._watch, name=f"control-{run_id}", daemon=True)
         self._thread.start()
 
     def snapshot(self, step: int, epoch: int, neurons: np.ndarray, metrics: dict[str, Any]) -> None:
-        now = time.monotonic()
-        if self._buffer is None or self._buffer.shape[1:] != neurons.shape:
-            self._send()
-            slots = max(1, min(_BATCH_MAX, _BATCH_BYTES // max(1, neurons.nbytes)))
-            self._buffer = np.empty((slots, *neurons.shape), np.float32)
-        if not self._items:
-            self._batch_started = now
-        self._buffer[len(self._items)] = neurons
-        self._items.append((step, epoch, metrics))
-        if (now - self._last_snapshot >= _QUIET_S or now - self._batch_started >= _BATCH_S
-                or len(self._items) == len(self._buffer)):
-            self._send()
-        self._last_snapshot = now
+        self._relay.put(self.run_id, step, epoch, neurons, metrics)
 
     def flush(self) -> None:
         """Return once every snapshot taken so far is in Redis."""
-        self._send()
         self._relay.flush()
 
     def should_stop(self) -> bool:
@@ -85,12 +61,6 @@ class Publisher:
         # before the recorder has read this run's final event.
         self._closed.set()
         self._thread.join()
-
-    def _send(self) -> None:
-        if self._items:
-            assert self._buffer is not None
-            self._relay.send(self.run_id, self._buffer[: len(self._items)], self._items)
-            self._items = []
 
     def _watch(self) -> None:
         while not self._closed.is_set():

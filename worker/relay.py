@@ -2,27 +2,35 @@
 
 Encoding a stream message and pushing it through redis-py costs tens of microseconds of Python per
 snapshot, and a figure-eight step takes about half a millisecond; in the training process (in a thread,
-sharing its GIL) that time would be taken from training. So the training process only gathers the
-snapshots of the last few milliseconds and writes them to a pipe as one batch: their raw matrices back
-to back after a small JSON header. This process encodes each as its wire message (topowatch.wire),
-XADDs them in one pipelined round trip, and holds back while the analysers' backlog is over its cap.
-A full pipe blocks the writer: memory stays bounded and no snapshot is ever dropped.
+sharing its GIL) that time would be taken from training. So the training process only copies each snapshot
+into a slot of an arena of shared memory and, every few milliseconds, writes one small JSON line to this
+process's pipe naming the slots just filled (run, steps, metrics). This process encodes each snapshot as
+its wire message (topowatch.wire), frees the slots, XADDs the messages in one round trip, and holds back
+while the analysers' backlog is over its cap. A full arena makes the writer wait: memory stays bounded
+and no snapshot is ever dropped.
 
-Pipe frames: ``<u32 header length> <u32 data length>`` header data. An empty header asks for a flush: the
-relay answers ``k`` once everything written before it is in Redis, or ``E`` and the reason if it failed.
+The arena (a memory-mapped file, unlinked once both processes have it mapped) starts with a counter of
+the snapshots this process has taken out; the training process never gets a whole arena ahead of it.
+Pipe frames: ``<u32 length>`` JSON, either ``{"arena", "size"}`` (map this file), a batch
+``{"run_id", "shape", "first", "items": [[step, epoch, metrics], ...]}``, or empty: a flush, answered
+``k`` once everything before it is in Redis, or ``E`` and the reason if the relay failed.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import math
+import mmap
 import os
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
+from typing import Any
 
 import numpy as np
 import redis
@@ -30,49 +38,80 @@ import redis
 from topowatch.processes import die_with_parent
 from topowatch.wire import NEURON_DTYPE, SNAPSHOTS, Snapshot
 
-_LENGTHS = struct.Struct("<II")
-_F_SETPIPE_SZ = 1031  # Linux: a bigger pipe gives the trainer more slack before a busy relay blocks it
+_LENGTH = struct.Struct("<I")
+_F_SETPIPE_SZ = 1031  # Linux: room for many batch lines before a busy relay blocks the writer
 _PIPE_BYTES = 1 << 20
 _NAP_S = 0.005
+_BATCH_S = 0.02  # a batch is announced once its first snapshot is this old ...
+_QUIET_S = 0.01  # ... or at once when the previous snapshot came this long ago (a slow run is never held back)
 _INLINE_BYTES = 1024  # longer arguments (the neuron bytes) are sent from their own buffer
 _IOV_MAX = 1000  # buffers per sendmsg; Linux allows 1024
 _BACKLOG_POLL_S = 0.2
+_COUNTER_BYTES = 64
+ARENA_BYTES = 8 << 20
 RETRY_S = 30.0  # Redis may restart (or a network blip pass) this long before the run is failed
 FLUSHED = b"k"
 FAILED = b"E"
 
 
-def encode_batch(run_id: str, matrices: np.ndarray, items: list[tuple[int, int, dict]]) -> list[bytes | memoryview]:
-    """One frame, as buffers to write one after the other: ``matrices`` (k, N, D) are the neuron matrices
-    of the snapshots whose (step, epoch, metrics) are ``items``."""
-    header = json.dumps({"run_id": run_id, "shape": matrices.shape[1:], "items": items}).encode()
-    data = np.ascontiguousarray(matrices, dtype=NEURON_DTYPE).data
-    return [_LENGTHS.pack(len(header), data.nbytes), header, data]
+def encode_frame(message: dict[str, Any] | None) -> bytes:
+    body = b"" if message is None else json.dumps(message).encode()
+    return _LENGTH.pack(len(body)) + body
 
 
-def decode_frames(buffer: bytearray) -> list[list[Snapshot] | None]:
-    """Take every complete frame off the front of ``buffer`` (None for a flush request); a partial frame
-    stays for the next read."""
-    frames: list[list[Snapshot] | None] = []
+def decode_frames(buffer: bytearray) -> list[dict[str, Any] | None]:
+    """Take every complete frame off the front of ``buffer`` (None for a flush); a partial one stays."""
+    frames: list[dict[str, Any] | None] = []
     offset = 0
-    while len(buffer) - offset >= _LENGTHS.size:
-        header_length, data_length = _LENGTHS.unpack_from(buffer, offset)
-        start = offset + _LENGTHS.size
-        end = start + header_length + data_length
+    while len(buffer) - offset >= _LENGTH.size:
+        (length,) = _LENGTH.unpack_from(buffer, offset)
+        end = offset + _LENGTH.size + length
         if end > len(buffer):
             break
-        if header_length == 0:
-            frames.append(None)
-        else:
-            header = json.loads(bytes(buffer[start : start + header_length]))
-            n, d = header["shape"]
-            items = header["items"]
-            matrices = np.frombuffer(bytes(buffer[start + header_length : end]), NEURON_DTYPE).reshape(len(items), n, d)
-            frames.append([Snapshot(header["run_id"], step, epoch, matrices[i], metrics)
-                           for i, (step, epoch, metrics) in enumerate(items)])
+        frames.append(json.loads(bytes(buffer[offset + _LENGTH.size : end])) if length else None)
         offset = end
     del buffer[:offset]
     return frames
+
+
+class Arena:
+    """Shared memory: the taken-out counter (written by the relay), then snapshot slots (written by training)."""
+
+    def __init__(self, path: str, size: int) -> None:
+        with open(path, "r+b") as file:
+            self._map = mmap.mmap(file.fileno(), size)
+        self.path = path
+        self.size = size
+        self.taken = np.frombuffer(self._map, np.uint64, 1, 0)
+
+    @classmethod
+    def create(cls, size: int) -> Arena:
+        shm = "/dev/shm"
+        # tmpfs if it has room (a container's is often small), else the temp directory's page cache
+        roomy = os.path.isdir(shm) and os.statvfs(shm).f_bavail * os.statvfs(shm).f_frsize > 2 * size
+        fd, path = tempfile.mkstemp(prefix="topowatch-arena-", dir=shm if roomy else None)
+        try:
+            os.ftruncate(fd, size)
+        finally:
+            os.close(fd)
+        return cls(path, size)
+
+    @staticmethod
+    def size_for(shape: tuple[int, ...]) -> int:
+        return max(ARENA_BYTES, _COUNTER_BYTES + 2 * 4 * math.prod(shape))
+
+    def slots(self, shape: tuple[int, ...]) -> np.ndarray:
+        """(count, *shape) float32 view of the slots for snapshots of this shape."""
+        per_slot = math.prod(shape)
+        count = (self.size - _COUNTER_BYTES) // (4 * per_slot)
+        return np.frombuffer(self._map, NEURON_DTYPE, count * per_slot, _COUNTER_BYTES).reshape(count, *shape)
+
+    def close(self) -> None:
+        self.taken = None  # type: ignore[assignment]
+        try:
+            self._map.close()
+        except BufferError:
+            pass  # a view of it is still alive somewhere; the mapping goes with it
 
 
 class RelayError(RuntimeError):
@@ -80,10 +119,19 @@ class RelayError(RuntimeError):
 
 
 class SnapshotRelay:
-    """The training process's end: start the relay child, hand it batches, wait for flushes."""
+    """The training process's end: start the relay child, put snapshots in the arena, announce them in
+    batches, wait for flushes."""
 
     def __init__(self, redis_url: str, max_backlog: int, retry_s: float = RETRY_S) -> None:
         self._args = [sys.executable, "-m", "worker.relay", redis_url, str(max_backlog), str(retry_s)]
+        self._arena: Arena | None = None
+        self._slots: np.ndarray | None = None
+        self._written = 0  # snapshots put in the current arena
+        self._batch: list[list[Any]] = []  # [step, epoch, metrics] of the slots not announced yet
+        self._batch_run = ""
+        self._batch_first = 0
+        self._batch_started = 0.0
+        self._last_put = 0.0
         self._start()
 
     def _start(self) -> None:
@@ -96,6 +144,7 @@ class SnapshotRelay:
             fcntl.fcntl(self._to_relay, _F_SETPIPE_SZ, _PIPE_BYTES)
         except OSError:
             pass  # not Linux, or over the system's pipe-max-size: the default pipe works, with less slack
+        self._drop_arena()  # a fresh process maps a fresh arena
 
     def ensure_running(self) -> None:
         """Start a fresh relay process if this one has stopped."""
@@ -103,32 +152,85 @@ class SnapshotRelay:
             self.close()
             self._start()
 
-    def send(self, run_id: str, matrices: np.ndarray, items: list[tuple[int, int, dict]]) -> None:
-        self._write(encode_batch(run_id, matrices, items))
+    def put(self, run_id: str, step: int, epoch: int, neurons: np.ndarray, metrics: dict[str, Any]) -> None:
+        """Copy one snapshot into the arena; announce the batch when it is due."""
+        now = time.monotonic()
+        if self._slots is None or self._slots.shape[1:] != neurons.shape:
+            self._fit(neurons.shape)
+        elif self._batch and run_id != self._batch_run:
+            self._announce()
+        assert self._slots is not None and self._arena is not None
+        slots = len(self._slots)
+        while self._written - int(self._arena.taken[0]) >= slots:  # the relay is a whole arena behind
+            self._announce()
+            self._wait_for_relay()
+        if not self._batch:
+            self._batch_run, self._batch_first, self._batch_started = run_id, self._written, now
+        self._slots[self._written % slots] = neurons
+        self._batch.append([step, epoch, metrics])
+        self._written += 1
+        if (now - self._last_put >= _QUIET_S or now - self._batch_started >= _BATCH_S
+                or len(self._batch) >= max(1, slots // 2)):
+            self._announce()
+        self._last_put = now
 
     def flush(self) -> None:
-        """Return once every snapshot sent before is in Redis."""
-        self._write([_LENGTHS.pack(0, 0)])
+        """Return once every snapshot put before is in Redis."""
+        self._announce()
+        self._write(encode_frame(None))
         if os.read(self._from_relay, 1) != FLUSHED:
             raise self._failure()
 
     def close(self) -> None:
+        try:
+            self._announce()
+        except RelayError:
+            pass  # it had stopped; the run using it has been told
         try:
             self._process.stdin.close()  # type: ignore[union-attr]  # end of input: relay the rest, exit
         except BrokenPipeError:
             pass  # it had stopped with unread input
         self._process.wait()
         self._process.stdout.close()  # type: ignore[union-attr]
+        self._drop_arena()
 
-    def _write(self, buffers: list[bytes | memoryview]) -> None:
-        # One gathering write and no joined copy; a blocking pipe takes it whole unless a signal cuts it short.
+    def _fit(self, shape: tuple[int, ...]) -> None:
+        """Slots for this shape; a bigger arena, shared with the relay, when the current one cannot hold two."""
+        self.flush()  # the relay is done with every slot, whatever their shape
+        if self._arena is None or self._arena.size < Arena.size_for(shape):
+            self._drop_arena()
+            arena = Arena.create(Arena.size_for(shape))
+            try:
+                self._write(encode_frame({"arena": arena.path, "size": arena.size}))
+                self.flush()  # answered after the relay has mapped it
+            finally:
+                os.unlink(arena.path)  # both ends have it mapped: nothing is left behind, even after a crash
+            self._arena, self._written = arena, 0
+        self._slots = self._arena.slots(shape)
+
+    def _drop_arena(self) -> None:
+        self._slots = None
+        if self._arena is not None:
+            self._arena.close()
+        self._arena, self._written, self._batch = None, 0, []
+
+    def _announce(self) -> None:
+        if self._batch:
+            assert self._slots is not None
+            self._write(encode_frame({"run_id": self._batch_run, "shape": self._slots.shape[1:],
+                                      "first": self._batch_first, "items": self._batch}))
+            self._batch = []
+
+    def _wait_for_relay(self) -> None:
+        if self._process.poll() is not None:
+            raise self._failure()
+        time.sleep(0.0005)
+
+    def _write(self, frame: bytes) -> None:
+        view = memoryview(frame)
         try:
-            written = os.writev(self._to_relay, buffers)
-            if written == sum(memoryview(b).nbytes for b in buffers):
-                return
-            rest = memoryview(b"".join(buffers))[written:]
-            while rest:
-                rest = rest[os.write(self._to_relay, rest) :]
+            while view:
+                view = view[os.write(self._to_relay, view) :]
         except BrokenPipeError:
             raise self._failure() from None
 
@@ -139,6 +241,7 @@ class SnapshotRelay:
 
 
 def relay(source: int, replies: int, client: redis.Redis, max_backlog: int, retry_s: float) -> None:
+    arena: Arena | None = None
     buffer = bytearray()
     while True:
         chunk = os.read(source, _PIPE_BYTES)
@@ -151,12 +254,27 @@ def relay(source: int, replies: int, client: redis.Redis, max_backlog: int, retr
                 _xadd_all(client, commands, max_backlog, retry_s)
                 commands = []
                 os.write(replies, FLUSHED)
+            elif "arena" in frame:
+                if arena is not None:
+                    arena.close()
+                arena = Arena(frame["arena"], frame["size"])
             else:
-                commands += [_xadd_command(snapshot) for snapshot in frame]
+                assert arena is not None, "a batch before any arena"
+                commands += _take_out(frame, arena)
         _xadd_all(client, commands, max_backlog, retry_s)
         # Nap before the next read: a write to a pipe whose reader is blocked on it pays for waking that
-        # reader (a few times the cost of the copy itself); a napping reader is woken by nobody.
+        # reader; a napping reader is woken by nobody.
         time.sleep(_NAP_S)
+
+
+def _take_out(batch: dict[str, Any], arena: Arena) -> list[list[bytes]]:
+    """The batch's XADD commands; encoding copies the neurons out, so their slots are free again after."""
+    slots = arena.slots(tuple(batch["shape"]))
+    first = batch["first"]
+    commands = [_xadd_command(Snapshot(batch["run_id"], step, epoch, slots[(first + i) % len(slots)], metrics))
+                for i, (step, epoch, metrics) in enumerate(batch["items"])]
+    arena.taken[0] = first + len(batch["items"])
+    return commands
 
 
 def _xadd_command(snapshot: Snapshot) -> list[bytes]:
