@@ -5,8 +5,9 @@ Reliability rules, in order of what happens to a message:
    those of a silent consumer, claimed after ``claim_idle_ms``);
 2. malformed or for an unknown run -> copied to the dead-letter stream, acknowledged, deleted;
 3. the raw snapshot is written to the store at once, so the message's data is safe on disk;
-4. frames are analysed newest first per run (the live view stays live), older ones back-filled, and
-   runs take turns;
+4. within a run the newest snapshot is analysed first, and again whenever the live view has waited
+   ``live_every_s``; between those, the backlog is back-filled oldest first (so a run's early steps, where
+   it may leave the topology-preserving phase, do not wait for the end); runs take turns;
 5. a message is acknowledged and deleted from the stream only after its frame is stored, which keeps the
    stream bounded by the unanalysed backlog without ever dropping one.
 """
@@ -15,9 +16,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -34,6 +37,7 @@ log = logging.getLogger("topowatch.analyser")
 NOTIFY_CHANNEL = "topowatch:notify"
 _READ_COUNT = 1000
 _REFERENCE_CACHE = 16
+LIVE_EVERY_S = 0.5  # the live view gets a fresh frame at least this often while a backlog is back-filled
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,8 @@ def dead_letter(client: redis.Redis, message_id: bytes, fields: dict[bytes, byte
 
 
 class Analyser:
-    def __init__(self, client: redis.Redis, store: Store, consumer: str, claim_idle_ms: int) -> None:
+    def __init__(self, client: redis.Redis, store: Store, consumer: str, claim_idle_ms: int,
+                 live_every_s: float = LIVE_EVERY_S) -> None:
         self.client = client
         self.store = store
         self.consumer = consumer
@@ -70,6 +75,8 @@ class Analyser:
         self._todo: dict[bytes, Pending] = {}
         self._references: OrderedDict[str, Reference] = OrderedDict()
         self._served: dict[str, int] = {}  # run id -> turn it was last served
+        self._live_every_s = live_every_s
+        self._live_at: dict[str, float] = {}  # run id -> when its newest snapshot was last taken first
         self._turn = 0
         ensure_group(client)
 
@@ -113,24 +120,31 @@ class Analyser:
     def analyse_next(self) -> bool:
         """Analyse one ready snapshot; False when nothing is ready.
 
-        Within a run the newest snapshot goes first (its live view stays live) and older ones are back-filled;
-        runs take turns, least recently served first, so one slow run never starves another."""
-        ready: dict[str, Pending] = {}
+        Within a run the newest snapshot goes first when the live view has waited long enough, else the oldest
+        one (back-filling in order); runs take turns, least recently served first, so one slow run never
+        starves another."""
+        by_run: dict[str, list[Pending]] = {}
         for pending in self._todo.values():
-            newest = ready.get(pending.run_id)
-            if newest is None or _stream_order(pending.message_id) > _stream_order(newest.message_id):
-                ready[pending.run_id] = pending
-        for run_id in sorted(ready, key=lambda r: self._served.get(r, -1)):
+            by_run.setdefault(pending.run_id, []).append(pending)
+        for run_id in sorted(by_run, key=lambda r: self._served.get(r, -1)):
             reference = self._reference(run_id)
             if reference is None:
                 continue  # step 0 not stored yet: every frame is measured against it
-            pending = ready[run_id]
+            pending = self._pick(run_id, by_run[run_id])
             self._analyse(pending, reference)
             del self._todo[pending.message_id]
             self._turn += 1
-            self._served = {r: t for r, t in self._served.items() if r in ready} | {run_id: self._turn}
+            self._served = {r: t for r, t in self._served.items() if r in by_run} | {run_id: self._turn}
+            self._live_at = {r: t for r, t in self._live_at.items() if r in by_run}
             return True
         return False
+
+    def _pick(self, run_id: str, candidates: list[Pending]) -> Pending:
+        now = time.monotonic()
+        if now - self._live_at.get(run_id, -math.inf) >= self._live_every_s:
+            self._live_at[run_id] = now
+            return max(candidates, key=lambda p: _stream_order(p.message_id))
+        return min(candidates, key=lambda p: _stream_order(p.message_id))
 
     def _reference(self, run_id: str) -> Reference | None:
         if run_id in self._references:

@@ -24,15 +24,20 @@ def cloud(step: int) -> np.ndarray:
     return (figure_eight(200, np.random.default_rng(0)) * (1 + 0.01 * step)).astype(np.float32)
 
 
-def test_newest_snapshot_is_analysed_first_then_backfilled(redis_client, store):
-    analyser = Analyser(redis_client, store, "a0", claim_idle_ms=60_000)
+def analysis_order(analyser, store) -> list[int]:
+    order = []
+    while analyser.analyse_next():
+        order.append(next(f["step"] for f in store.frame_index("run") if f["step"] not in order))
+    return order
+
+
+def test_newest_snapshot_first_then_the_backlog_oldest_first(redis_client, store):
+    analyser = Analyser(redis_client, store, "a0", claim_idle_ms=60_000, live_every_s=60)
     for step in range(0, 5):
         publish(redis_client, step, cloud(step))
     analyser.intake(block_ms=None)
-    order = []
-    while analyser.analyse_next():
-        order.append(max(f["step"] for f in store.frame_index("run") if f["step"] not in order))
-    assert order == [4, 3, 2, 1, 0]
+    # the live view first; then the early steps (where a run may leave the phase) before the rest
+    assert analysis_order(analyser, store) == [4, 0, 1, 2, 3]
     frames = store.frame_index("run")
     assert [f["step"] for f in frames] == [0, 1, 2, 3, 4]
     # The topology change of step 4 needs step 3's diagrams, which were computed later: it is linked back.
@@ -41,6 +46,14 @@ def test_newest_snapshot_is_analysed_first_then_backfilled(redis_client, store):
     np.testing.assert_allclose(frames[4]["metrics"]["ratio_min"], 1.04 / 1.03, rtol=2e-3)  # a pure scaling (float32 on the wire)
     assert redis_client.xlen(SNAPSHOTS) == 0  # acknowledged and deleted: the stream holds only the backlog
     assert redis_client.xpending(SNAPSHOTS, ANALYSER_GROUP)["pending"] == 0
+
+
+def test_the_live_view_gets_the_newest_again_once_it_has_waited(redis_client, store):
+    analyser = Analyser(redis_client, store, "a0", claim_idle_ms=60_000, live_every_s=0)
+    for step in range(0, 4):
+        publish(redis_client, step, cloud(step))
+    analyser.intake(block_ms=None)
+    assert analysis_order(analyser, store) == [3, 2, 1, 0]  # waiting 0 s: always the newest
 
 
 def test_malformed_and_unknown_run_messages_go_to_dead_letter(redis_client, store):
@@ -107,4 +120,4 @@ def test_runs_take_turns_so_a_busy_run_does_not_starve_another(redis_client, sto
         served.append(next(run for run in before if len(store.frame_index(run)) > before[run]))
     assert served == ["run", "other", "run", "other"]
     assert [f["step"] for f in store.frame_index("other")] == [0, 1]
-    assert [f["step"] for f in store.frame_index("run")] == [2, 3]  # newest first within the run
+    assert [f["step"] for f in store.frame_index("run")] == [0, 3]  # the newest, then the oldest

@@ -80,6 +80,7 @@ def test_up_refuses_a_busy_port_with_a_clear_message(tmp_path):
     import socket
 
     with socket.socket() as busy:
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
@@ -88,3 +89,28 @@ def test_up_refuses_a_busy_port_with_a_clear_message(tmp_path):
     assert result.returncode != 0
     assert f"port {port} for the API is in use" in result.stderr and "--api-port" in result.stderr
     assert not (tmp_path / "up.lock").exists()
+
+
+def test_a_port_whose_connections_linger_in_time_wait_counts_as_free():
+    """Just after Ctrl-C the dashboard's port holds TIME_WAIT connections; `up` must not call it busy."""
+    import socket
+
+    from topowatch.cli import _port_free
+
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = server.accept()
+    accepted.close()  # the server side closes first, so its end of the connection lingers in TIME_WAIT
+    client.recv(1)
+    client.close()
+    server.close()
+    assert _port_free("127.0.0.1", port)
+    with socket.socket() as busy:
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        busy.bind(("127.0.0.1", port))
+        busy.listen()
+        assert not _port_free("127.0.0.1", port)  # a listening server still counts as busy

@@ -92,6 +92,9 @@ def _stop_children(children: dict[str, subprocess.Popen[bytes]], timeout: float 
 
 def _port_free(host: str, port: int) -> bool:
     with socket.socket() as sock:
+        # As the servers themselves bind: a port whose last connections linger in TIME_WAIT (just after a
+        # Ctrl-C) is free to use again.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
