@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
-from fastapi import Body, FastAPI, HTTPException, Query, Request
+from fastapi import Body, FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 
 from backend import service
@@ -26,11 +28,15 @@ from worker.presets import build_config, pair_configs
 _SSE_KEEPALIVE_S = 15.0
 
 
-def validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
-    """Pydantic errors as messages that name the field, e.g. "lr must be > 0 and finite"."""
+def validation_detail(errors: Sequence[Any], prefix: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Pydantic errors as messages that name the field or parameter, e.g. "lr must be > 0 and finite".
+
+    ``loc`` starts with where the value came from ("body", "query", "path"); ``prefix`` adds it to errors
+    raised on a body already parsed. Integer parts (a JSON decode error's position) name nothing."""
     detail = []
-    for error in exc.errors():
-        field = ".".join(str(part) for part in error["loc"]) or "body"
+    for error in errors:
+        loc = [*prefix, *error["loc"]]
+        field = ".".join(part for part in loc[1:] if isinstance(part, str)) or loc[0]
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = f"unknown field {field!r}"
@@ -38,7 +44,7 @@ def validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
             message = f"{field} is required"
         elif not message.startswith(field):
             message = f"{field}: {message}"
-        detail.append({"loc": ["body", *error["loc"]], "msg": message, "type": error["type"]})
+        detail.append({"loc": loc, "msg": message, "type": error["type"]})
     return detail
 
 
@@ -66,8 +72,9 @@ def create_app(settings: Settings, redis_url: str, record_events: bool = True) -
         if recorder is not None:
             recorder.join(timeout=5)
 
-    app = FastAPI(title="topowatch", version=__version__, lifespan=lifespan,
-                  description="Live topology of the neuron manifold during training. Contract: docs/api.md")
+    # /docs and /redoc from the package's bundled Swagger UI and ReDoc files, not a CDN: they work offline.
+    app = FastAPIOffline(title="topowatch", version=__version__, lifespan=lifespan,
+                         description="Live topology of the neuron manifold during training. Contract: docs/api.md")
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"], allow_headers=["*"])
 
     @app.exception_handler(service.NotFound)
@@ -80,7 +87,11 @@ def create_app(settings: Settings, redis_url: str, record_events: bool = True) -
 
     @app.exception_handler(ValidationError)
     async def invalid(_: Request, exc: ValidationError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"detail": validation_detail(exc)})
+        return JSONResponse(status_code=422, content={"detail": validation_detail(exc.errors(), ("body",))})
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": validation_detail(exc.errors())})
 
     @app.get("/api/health")
     def health() -> dict[str, Any]:
@@ -129,8 +140,8 @@ def create_app(settings: Settings, redis_url: str, record_events: bool = True) -
     def frames(
         run_id: str,
         include: str = Query("index", pattern="^(index|full)$"),
-        start: int = Query(0, ge=0),
-        end: int = Query(2**62, ge=0),
+        start: int = Query(0, ge=0, le=service.MAX_STEP),
+        end: int = Query(service.MAX_STEP, ge=0, le=service.MAX_STEP),
         limit: int = Query(100, ge=1, le=500),
     ) -> dict[str, Any]:
         if include == "full":
@@ -138,7 +149,7 @@ def create_app(settings: Settings, redis_url: str, record_events: bool = True) -
         return {"run_id": run_id, "frames": service.frame_index(store(), run_id, start, end)}
 
     @app.get("/api/runs/{run_id}/frames/{step}")
-    def frame(run_id: str, step: int) -> dict[str, Any]:
+    def frame(run_id: str, step: int = Path(ge=0, le=service.MAX_STEP)) -> dict[str, Any]:
         return service.frame(store(), run_id, step)
 
     @app.get("/api/runs/{run_id}/betti")
@@ -151,11 +162,19 @@ def create_app(settings: Settings, redis_url: str, record_events: bool = True) -
         return service.betti_curve(store(), run_id, scale, standardised, min_length)
 
     @app.get("/api/runs/{run_id}/neighbourhood")
-    def neighbourhood(run_id: str, k: int = Query(10, ge=1, le=256), step: int | None = Query(None, ge=0)) -> dict[str, Any]:
+    def neighbourhood(
+        run_id: str,
+        k: int = Query(10, ge=1, le=256),
+        step: int | None = Query(None, ge=0, le=service.MAX_STEP),
+    ) -> dict[str, Any]:
         return service.neighbourhood_curve(store(), run_id, k, step)
 
     @app.get("/api/events")
     async def events(request: Request, run_id: str | None = None) -> StreamingResponse:
+        if run_id is not None:
+            # A primary-key read (WAL: never waits on writers), fine on the event loop.
+            service.require_run(store(), run_id)
+
         async def stream() -> AsyncIterator[str]:
             subscriber = aioredis.Redis.from_url(redis_url)
             pubsub = subscriber.pubsub()

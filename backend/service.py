@@ -14,6 +14,10 @@ from topowatch.wire import REQUESTS, RunRequest, stop_key
 from worker.presets import FIELDS, PRESETS, RunConfig
 
 
+# SQLite's largest INTEGER: no step beyond it can be stored, and a query with a larger one overflows.
+MAX_STEP = 2**63 - 1
+
+
 class NotFound(LookupError):
     pass
 
@@ -58,6 +62,11 @@ def get_run(store: Store, run_id: str) -> dict[str, Any]:
     return run
 
 
+def require_run(store: Store, run_id: str) -> None:
+    if not store.run_exists(run_id):
+        raise NotFound(f"no run with id {run_id!r}")
+
+
 def list_runs(store: Store) -> list[dict[str, Any]]:
     return store.list_runs()
 
@@ -100,28 +109,27 @@ def phase_exit(store: Store, run_id: str) -> dict[str, Any] | None:
     return {"step": int(entry["step"]), "from_step": metrics.get("interval_from"), "eta_k_emp": metrics["eta_k_emp"]}
 
 
-def frame_index(store: Store, run_id: str, start: int = 0, end: int = 2**62) -> list[dict[str, Any]]:
-    if not store.run_exists(run_id):
-        raise NotFound(f"no run with id {run_id!r}")
+def frame_index(store: Store, run_id: str, start: int = 0, end: int = MAX_STEP) -> list[dict[str, Any]]:
+    require_run(store, run_id)
     return store.frame_index(run_id, start, end)
 
 
 def frame(store: Store, run_id: str, step: int) -> dict[str, Any]:
     found = store.frame(run_id, step)
     if found is None:
-        get_run(store, run_id)
+        require_run(store, run_id)
         raise NotFound(f"run {run_id!r} has no analysed frame at step {step}")
     return found
 
 
 def frame_range(store: Store, run_id: str, start: int, end: int, limit: int) -> list[dict[str, Any]]:
-    get_run(store, run_id)
+    require_run(store, run_id)
     return store.frames(run_id, start, end, limit)
 
 
 def neighbourhood_curve(store: Store, run_id: str, k: int, step: int | None) -> dict[str, Any]:
     """Neighbourhood preservation against step 0 for another k, recomputed from the stored raw snapshots."""
-    get_run(store, run_id)
+    require_run(store, run_id)
     reference = store.get_snapshot(run_id, 0)
     if reference is None:
         raise NotFound(f"run {run_id!r} has no step-0 snapshot yet")
@@ -140,7 +148,7 @@ def neighbourhood_curve(store: Store, run_id: str, k: int, step: int | None) -> 
 
 def betti_curve(store: Store, run_id: str, scale: float, standardised: bool, min_length: float) -> dict[str, Any]:
     """Betti numbers and persistent counts over time at a chosen scale, from the stored diagrams."""
-    get_run(store, run_id)
+    require_run(store, run_id)
     steps, betti, persistent = [], [], []
     for entry in store.iter_frames(run_id):
         use_std = standardised and entry.get("diagrams_standardised") is not None

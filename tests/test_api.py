@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import threading
 
 import numpy as np
@@ -25,7 +26,21 @@ def test_health_presets_and_docs(live_stack):
     assert [r["lr"] for r in presets["figure-eight"]["pair"]] == [0.0025, 0.003]
     assert presets["digits"]["neuron_dim"] == 74
     assert "width" in {f["name"] for f in requests.get(f"{api}/api/fields", timeout=5).json()}
-    assert requests.get(f"{api}/docs", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_api_docs_load_nothing_from_the_internet(live_stack, page):
+    api = live_stack["api_url"]
+    response = requests.get(f"{api}{page}", timeout=5)
+    assert response.status_code == 200
+    urls = re.findall(r"""(?:src|href|url|spec-url)\s*[=:]\s*["']([^"']+)["']""", response.text)
+    assert "/openapi.json" in urls and any(u.endswith(".js") for u in urls), urls
+    assert all(u.startswith("/") and not u.startswith("//") for u in urls), urls
+    kinds = {".js": "javascript", ".css": "text/css", ".png": "image/png", ".json": "application/json"}
+    for url in urls:
+        asset = requests.get(f"{api}{url}", timeout=5)
+        kind = next(k for suffix, k in kinds.items() if url.endswith(suffix))
+        assert asset.status_code == 200 and kind in asset.headers["content-type"] and len(asset.content) > 100, url
 
 
 def test_figure_eight_run_streams_analysed_frames(live_stack):
@@ -114,7 +129,25 @@ def test_queued_run_can_be_stopped_before_it_starts(live_stack):
         ({"preset": "figure-eight", "optimizer": "lbfgs"}, "optimizer", "optimizer"),
         ({"preset": "figure-eight", "batch_size": 0}, "batch_size", "batch_size must be between"),
         ({"preset": "figure-eight", "epochs": 0}, "epochs", "epochs must be between"),
-        ({"preset": "figure-eight", "snapshot_every": 0}, "snapshot_every", "snapshot_every must be >= 1"),
+        ({"preset": "figure-eight", "snapshot_every": 0}, "snapshot_every", "snapshot_every must be between 1 and"),
+        ({"preset": "figure-eight", "snapshot_every": 99999999999999999999999}, "snapshot_every",
+         "snapshot_every must be between 1 and 1000000000"),
+        ({"preset": "figure-eight", "sharpness_every": 10**30}, "sharpness_every",
+         "sharpness_every must be between 0 and 1000000000"),
+        ({"preset": "figure-eight", "sharpness_subset": 10**30}, "sharpness_subset",
+         "sharpness_subset must be between 1 and 100000"),
+        ({"preset": "figure-eight", "seed": 10**30}, "seed", "seed must be between 0 and 4294967295"),
+        ({"preset": "figure-eight", "batch_size": 10**30}, "batch_size", "batch_size must be between 1 and 100000"),
+        ({"preset": "figure-eight", "epochs": 10**30}, "epochs", "epochs must be between 1 and 10000"),
+        ({"preset": "figure-eight", "width": True}, "width", "width: Input should be a valid integer"),
+        ({"preset": "figure-eight", "momentum": 0.5}, "momentum", "momentum applies to the momentum optimizer only"),
+        ({"preset": "two-circles", "momentum": 0.9}, "momentum", "momentum applies to the momentum optimizer only"),
+        ({"preset": "figure-eight", "data_path": "/tmp/mnist.npz"}, "data_path",
+         "data_path applies to the mnist preset only"),
+        ({"preset": "mnist"}, "data_path",
+         "data_path is required for the mnist preset (an IDX directory or a .npz file)"),
+        ({"preset": "figure-eight", "optimizer_state_in_neuron": True}, "optimizer_state_in_neuron",
+         "optimizer_state_in_neuron applies to the adam optimizer only"),
         ({"preset": "figure-eight", "colour": "red"}, "colour", "unknown field 'colour'"),
         ({"preset": "figure-eight", "lr": "fast"}, "lr", "lr: Input should be a valid number"),
         ({}, "preset", "preset is required"),
@@ -124,7 +157,7 @@ def test_invalid_requests_get_422_naming_the_field(live_stack, body, field, mess
     response = requests.post(f"{live_stack['api_url']}/api/runs", json=body, timeout=10)
     assert response.status_code == 422
     detail = response.json()["detail"]
-    assert any(d["loc"][-1] == field and message in d["msg"] for d in detail), detail
+    assert any(d["loc"] == ["body", field] and message in d["msg"] for d in detail), detail
 
 
 def test_lr_nan_and_non_object_bodies_are_refused(live_stack):
@@ -144,6 +177,8 @@ def test_unknown_ids_are_404_and_client_mistakes_4xx(live_stack):
     assert requests.get(f"{api}/api/runs/nope/frames", timeout=5).status_code == 404
     assert requests.get(f"{api}/api/runs/nope/frames/0", timeout=5).status_code == 404
     assert requests.get(f"{api}/api/runs/nope/frames/abc", timeout=5).status_code == 422
+    with requests.get(f"{api}/api/events", params={"run_id": "nope"}, stream=True, timeout=5) as response:
+        assert response.status_code == 404 and response.json() == {"detail": "no run with id 'nope'"}
     runs = requests.get(f"{api}/api/runs", timeout=5).json()
     if runs:
         assert requests.get(f"{api}/api/runs/{runs[0]['id']}/frames/999999", timeout=5).status_code == 404
@@ -221,3 +256,38 @@ def test_unknown_preset_reports_only_that_and_stopping_an_ended_run_is_a_conflic
     wait_status(api, run_id, ("finished",))
     response = requests.post(f"{api}/api/runs/{run_id}/stop", timeout=5)
     assert response.status_code == 409 and "already ended (finished)" in response.json()["detail"]
+
+
+def test_huge_integer_parameters_are_422_naming_the_parameter_and_absent_steps_404(live_stack):
+    api = live_stack["api_url"]
+    run_id = post_run(api, preset="figure-eight", epochs=1, snapshot_every=28, sharpness_every=0)
+    wait_status(api, run_id, ("finished",))
+    wait_for(lambda: len(frames_of(api, run_id)) == 3, 60, what="frames 0, 14, 28")
+    with requests.get(f"{api}/api/events", params={"run_id": run_id}, stream=True, timeout=5) as response:
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    huge = "99999999999999999999999"
+    for path, params, name in [
+        (f"frames/{2**63}", {}, "step"),
+        (f"frames/{huge}", {}, "step"),
+        ("frames", {"start": huge}, "start"),
+        ("frames", {"end": huge}, "end"),
+        ("frames", {"include": "full", "start": huge}, "start"),
+        ("frames", {"include": "full", "limit": huge}, "limit"),
+        ("neighbourhood", {"k": 5, "step": huge}, "step"),
+        ("neighbourhood", {"k": huge}, "k"),
+        ("betti", {"scale": "1e999"}, "scale"),
+    ]:
+        response = requests.get(f"{api}/api/runs/{run_id}/{path}", params=params, timeout=10)
+        assert response.status_code == 422, (path, params, response.text)
+        [error] = response.json()["detail"]
+        assert error["loc"][-1] == name and error["msg"].startswith(f"{name}: Input should be less than"), error
+    # The largest step SQLite can hold is well-formed: absent, not invalid.
+    largest = 2**63 - 1
+    response = requests.get(f"{api}/api/runs/{run_id}/frames/{largest}", timeout=10)
+    assert response.status_code == 404
+    assert response.json()["detail"] == f"run {run_id!r} has no analysed frame at step {largest}"
+    response = requests.get(f"{api}/api/runs/{run_id}/neighbourhood", params={"k": 5, "step": largest}, timeout=10)
+    assert response.status_code == 404
+    assert response.json()["detail"] == f"run {run_id!r} has no snapshot at step {largest}"
+    index = requests.get(f"{api}/api/runs/{run_id}/frames", params={"start": 28, "end": largest}, timeout=10)
+    assert [f["step"] for f in index.json()["frames"]] == [28]

@@ -10,11 +10,25 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 MAX_WIDTH = 8192
 MAX_EPOCHS = 10_000
 MAX_BATCH = 100_000
+# More steps than a run has (10,000 epochs of MNIST's 60,000 examples one by one are 6e8): the cap takes nothing away.
+MAX_INTERVAL = 10**9
+MAX_SHARPNESS_SUBSET = 100_000  # examples; the worker uses the whole training set when it is smaller
+
+# The bounds (inclusive) of every integer field: the validator's messages and the form's ranges (FIELDS).
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "width": (1, MAX_WIDTH),
+    "batch_size": (1, MAX_BATCH),
+    "epochs": (1, MAX_EPOCHS),
+    "seed": (0, 2**32 - 1),
+    "snapshot_every": (1, MAX_INTERVAL),
+    "sharpness_every": (0, MAX_INTERVAL),  # 0 = never
+    "sharpness_subset": (1, MAX_SHARPNESS_SUBSET),
+}
 
 PAPER = "Yang, Poggio, Chuang, Ziyin, Topological Invariance and Breakdown in Learning, arXiv 2510.02670"
 
@@ -114,9 +128,13 @@ PRESETS: dict[str, Preset] = {
 
 
 class RunConfig(BaseModel):
-    """A run request; unknown fields are refused so a typo never silently trains the defaults."""
+    """A run request; unknown fields are refused so a typo never silently trains the defaults.
 
-    model_config = ConfigDict(extra="forbid")
+    Strict types: JSON ``true`` is not a width of 1, nor "3" an epoch count. Rules between fields are
+    validators of the later field (reading the earlier ones from ``info.data``), so the error's loc names
+    the field the form shows it next to."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     preset: str
     width: int
@@ -129,7 +147,7 @@ class RunConfig(BaseModel):
     snapshot_every: int
     sharpness_every: int
     sharpness_subset: int
-    data_path: str | None = None
+    data_path: str | None = Field(None, validate_default=True)  # the mnist preset requires it
     optimizer_state_in_neuron: bool = False
 
     @field_validator("preset")
@@ -146,63 +164,42 @@ class RunConfig(BaseModel):
             raise ValueError("lr must be > 0 and finite")
         return value
 
-    @field_validator("width")
+    @field_validator(*INT_RANGES)
     @classmethod
-    def _width(cls, value: int) -> int:
-        if not 1 <= value <= MAX_WIDTH:
-            raise ValueError(f"width must be between 1 and {MAX_WIDTH}")
+    def _in_range(cls, value: int, info: ValidationInfo) -> int:
+        low, high = INT_RANGES[info.field_name]
+        if not low <= value <= high:
+            raise ValueError(f"{info.field_name} must be between {low} and {high}")
         return value
 
     @field_validator("momentum")
     @classmethod
-    def _momentum(cls, value: float) -> float:
+    def _momentum(cls, value: float, info: ValidationInfo) -> float:
         if not 0 <= value < 1:
             raise ValueError("momentum must be in [0, 1)")
+        preset, optimizer = PRESETS.get(info.data.get("preset", "")), info.data.get("optimizer")
+        # The form sends every field: a momentum preset's default (or 0) is unused with another optimizer,
+        # not a mistake; any other value would silently be ignored by the worker.
+        if preset and optimizer not in (None, "momentum") and value not in (0, preset.defaults["momentum"]):
+            raise ValueError("momentum applies to the momentum optimizer only")
         return value
 
-    @field_validator("batch_size")
+    @field_validator("data_path")
     @classmethod
-    def _batch(cls, value: int) -> int:
-        if not 1 <= value <= MAX_BATCH:
-            raise ValueError(f"batch_size must be between 1 and {MAX_BATCH}")
-        return value
-
-    @field_validator("epochs")
-    @classmethod
-    def _epochs(cls, value: int) -> int:
-        if not 1 <= value <= MAX_EPOCHS:
-            raise ValueError(f"epochs must be between 1 and {MAX_EPOCHS}")
-        return value
-
-    @field_validator("seed")
-    @classmethod
-    def _seed(cls, value: int) -> int:
-        if not 0 <= value < 2**32:
-            raise ValueError("seed must be between 0 and 2^32 - 1")
-        return value
-
-    @field_validator("snapshot_every", "sharpness_subset")
-    @classmethod
-    def _at_least_one(cls, value: int, info: Any) -> int:
-        if value < 1:
-            raise ValueError(f"{info.field_name} must be >= 1")
-        return value
-
-    @field_validator("sharpness_every")
-    @classmethod
-    def _sharpness_every(cls, value: int) -> int:
-        if value < 0:
-            raise ValueError("sharpness_every must be >= 0 (0 turns sharpness off)")
-        return value
-
-    @model_validator(mode="after")
-    def _preset_rules(self) -> RunConfig:
-        preset = PRESETS[self.preset]
-        if preset.data == "mnist" and not self.data_path:
+    def _data_path(cls, value: str | None, info: ValidationInfo) -> str | None:
+        preset = PRESETS.get(info.data.get("preset", ""))
+        if preset and preset.data == "mnist" and not value:
             raise ValueError("data_path is required for the mnist preset (an IDX directory or a .npz file)")
-        if self.optimizer_state_in_neuron and self.optimizer != "adam":
+        if preset and preset.data != "mnist" and value:
+            raise ValueError("data_path applies to the mnist preset only")
+        return value
+
+    @field_validator("optimizer_state_in_neuron")
+    @classmethod
+    def _adam_state(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("optimizer") not in (None, "adam"):
             raise ValueError("optimizer_state_in_neuron applies to the adam optimizer only")
-        return self
+        return value
 
 
 def build_config(request: dict[str, Any]) -> RunConfig:
@@ -224,28 +221,30 @@ def pair_configs(request: dict[str, Any]) -> list[RunConfig]:
     ]
 
 
+def _int_field(name: str, label: str, unit: str, help: str) -> dict[str, Any]:
+    low, high = INT_RANGES[name]
+    return {"name": name, "label": label, "unit": unit, "type": "int", "min": low, "max": high, "help": help}
+
+
 FIELDS: list[dict[str, Any]] = [
-    {"name": "width", "label": "Width", "unit": "neurons", "type": "int", "min": 1, "max": MAX_WIDTH,
-     "help": "hidden units N: points in the neuron cloud"},
+    _int_field("width", "Width", "neurons", "hidden units N: points in the neuron cloud"),
     {"name": "lr", "label": "Learning rate", "unit": "eta", "type": "float", "min": 0, "max": None,
      "help": "must be > 0; compare with 1/lambda_max (the topological critical point)"},
     {"name": "optimizer", "label": "Optimizer", "unit": "", "type": "choice", "choices": ["sgd", "momentum", "adam"],
      "help": "all are permutation-equivariant"},
     {"name": "momentum", "label": "Momentum", "unit": "beta", "type": "float", "min": 0, "max": 1,
-     "help": "used by the momentum optimizer, in [0, 1)"},
-    {"name": "batch_size", "label": "Batch size", "unit": "examples", "type": "int", "min": 1, "max": MAX_BATCH,
-     "help": "minibatch size; the training-set size gives full-batch GD"},
-    {"name": "epochs", "label": "Epochs", "unit": "epochs", "type": "int", "min": 1, "max": MAX_EPOCHS, "help": ""},
-    {"name": "seed", "label": "Seed", "unit": "", "type": "int", "min": 0, "max": 2**32 - 1,
-     "help": "same seed and config give identical snapshots on CPU"},
-    {"name": "snapshot_every", "label": "Snapshot every", "unit": "steps", "type": "int", "min": 1, "max": None,
-     "help": "one neuron snapshot (and analysed frame) per this many optimiser steps"},
-    {"name": "sharpness_every", "label": "Sharpness every", "unit": "steps", "type": "int", "min": 0, "max": None,
-     "help": "top Hessian eigenvalue by Lanczos on Hessian-vector products; 0 = never"},
-    {"name": "sharpness_subset", "label": "Sharpness subset", "unit": "examples", "type": "int", "min": 1, "max": None,
-     "help": "fixed training examples the sharpness is measured on"},
+     "help": "momentum optimizer only, in [0, 1)"},
+    _int_field("batch_size", "Batch size", "examples", "minibatch size; the training-set size gives full-batch GD"),
+    _int_field("epochs", "Epochs", "epochs", ""),
+    _int_field("seed", "Seed", "", "same seed and config give identical snapshots on CPU"),
+    _int_field("snapshot_every", "Snapshot every", "steps",
+               "one neuron snapshot (and analysed frame) per this many optimiser steps"),
+    _int_field("sharpness_every", "Sharpness every", "steps",
+               "top Hessian eigenvalue by Lanczos on Hessian-vector products; 0 = never"),
+    _int_field("sharpness_subset", "Sharpness subset", "examples",
+               "fixed training examples the sharpness is measured on (all of them when fewer)"),
     {"name": "data_path", "label": "Data file", "unit": "path", "type": "str",
      "help": "mnist preset only: a directory of IDX files or a .npz with x_train, y_train, x_test, y_test"},
     {"name": "optimizer_state_in_neuron", "label": "Adam state in neuron", "unit": "", "type": "bool",
-     "help": "append Adam's (m, v) to each neuron vector, as the theory's neuron for Adam"},
+     "help": "adam optimizer only: append Adam's (m, v) to each neuron vector, as the theory's neuron for Adam"},
 ]
