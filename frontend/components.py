@@ -136,6 +136,7 @@ def register_shared(app) -> None:
         Input("live-toggle", "n_clicks"),
         Input("play-button", "n_clicks"),
         Input("speed-select", "value"),
+        Input(sid("run", ALL), "data"),
         State(sid("cursor", ALL), "data"),
         State("live-store", "data"),
         State("playing-store", "data"),

@@ -197,6 +197,25 @@
     return changed;
   };
 
+  // ------------------------------------------------------------------ presets (GET /api/presets, once)
+  // A run that never started (failed before its first step) has no neuron_dim of its own: its preset
+  // says what the neurons would have been.
+  TW.presets = null; // Map name -> preset, once loaded
+  TW.loadPresets = function () {
+    if (!TW._presetsReq) {
+      TW._presetsReq = TW.fetchJSON('/api/presets', { timeout: 8000 })
+        .then((list) => { TW.presets = new Map((list || []).map((p) => [p.name, p])); })
+        .catch(() => { TW._presetsReq = null; }); // asked again on the next call
+    }
+    return TW._presetsReq;
+  };
+  TW.neuronDim = function (run) {
+    if (!run) return null;
+    if (run.neuron_dim) return run.neuron_dim;
+    const p = TW.presets && TW.presets.get(run.preset || (run.config || {}).preset);
+    return (p && p.neuron_dim) || null;
+  };
+
   // ------------------------------------------------------------------ the analysis backlog
   // Snapshots are analysed newest first and back-filled; a slow preset (double-torus: ~1 s a frame)
   // can run far ahead of its analysis. The rate is observed from the run's frame count over time.

@@ -28,10 +28,12 @@
   // Everything the phase indicator (run page) and the summary table (compare page) say about a run,
   // from its frame index: lr*K_emp > 1 over a snapshot interval certifies lr > eta* = 1/K (K_emp is a
   // lower bound on K), so the first such interval is where the run left the topology-preserving phase.
+  // Snapshots are analysed newest first and back-filled, so the early steps where a run typically
+  // leaves the phase may be analysed last: without an exit, no verdict until every snapshot is in.
   TW.phaseStats = function (c) {
     const S = TW.series(c);
     const run = c.run || null;
-    const key = S.version + '|' + (run ? JSON.stringify([run.phase_exit, run.first_topology_change, run.status, run.frames, run.snapshots]) : '');
+    const key = S.version + '|' + (run ? JSON.stringify([run.phase_exit, run.first_topology_change, run.status, run.frames, run.snapshots, run.width]) : '');
     if (c.phase && c.phase.key === key) return c.phase;
     const col = (k) => S.m[k] || [];
     const ek = col('eta_k_emp'), kemp = col('k_emp'), from = col('interval_from');
@@ -50,33 +52,69 @@
     if (pe && typeof pe.step === 'number' && (!exit || pe.step < exit.step)) exit = Object.assign({}, pe);
     const minOf = (k) => { let m = null; col(k).forEach((v) => { if (num(v) && (m === null || v < m)) m = v; }); return m; };
     const cfgLr = run && run.config ? run.config.lr : null;
-    const complete = !!run && TW.isTerminal(run) && S.step.length >= (run.frames || 0) && (run.frames || 0) >= (run.snapshots || 0);
+    const frames = run ? run.frames || 0 : 0;
+    const toAnalyse = run ? Math.max(0, (run.snapshots || 0) - frames) : 0;
+    const toLoad = Math.max(0, frames - S.step.length); // analysed, not in this browser's index yet
+    const width = run ? run.width || (run.config || {}).width : null;
+    const ended = TW.isTerminal(run);
+    // exit: certain · single: one neuron, no pairs, no K_emp · none: no interval analysed · pending:
+    // no exit so far, snapshots still to come in · kept: every snapshot analysed, no exit (final once ended)
+    const state = exit ? 'exit' : width === 1 ? 'single' : maxEk === null ? 'none' : toAnalyse || toLoad ? 'pending' : 'kept';
     c.phase = {
-      key: key, exit: exit, maxEk: maxEk, maxEkStep: maxEkStep, nEk: nEk, kmax: kmax,
+      key: key, state: state, ended: ended, exit: exit, maxEk: maxEk, maxEkStep: maxEkStep, nEk: nEk, kmax: kmax,
+      toAnalyse: toAnalyse, toLoad: toLoad, snapshots: run ? run.snapshots || 0 : 0,
       invLr: num(cfgLr) && cfgLr > 0 ? 1 / cfgLr : null, lr: cfgLr,
       minRatio: minOf('ratio_min'), minKnn: minOf('knn_mean'), finalLoss: S.last('train_loss'),
-      ftc: run ? run.first_topology_change : null, complete: complete, frames: S.step.length,
+      ftc: run ? run.first_topology_change : null, frames: S.step.length,
     };
     return c.phase;
   };
 
-  // The verdict in words: {cls: 'ok'|'warn'|'pending', text, title}.
+  const plural = (n, word) => n + ' ' + word + (n === 1 ? '' : 's');
+
+  // The verdict in words: {cls: 'warn'|'ok'|'pending', text (run header), short (summary table), title}.
   TW.phaseVerdict = function (ph) {
     const title = 'η·K_emp = η × K_emp over each snapshot interval. K_emp (largest swap ratio |dxᵢ−dxⱼ|/|xᵢ−xⱼ| per step) ' +
       'is a lower bound on the update\'s Lipschitz constant K, so η·K_emp > 1 certifies η > η* = 1/K: past the ' +
       'topological critical point, neurons may merge or tear apart.';
-    if (ph.exit) {
-      const over = ph.exit.from_step !== null && ph.exit.from_step !== undefined ? ' over steps ' + ph.exit.from_step + '→' + ph.exit.step : '';
-      return { cls: 'warn', title: title,
-        text: 'left the topology-preserving phase at step ' + ph.exit.step + ' (η·K_emp = ' + TW.fmtNum(ph.exit.eta_k_emp, 3) + over + ')' };
+    const rest = ph.toAnalyse ? plural(ph.toAnalyse, 'snapshot') + ' still to analyse' : ph.toLoad ? 'loading ' + plural(ph.toLoad, 'frame') : '';
+    const at = ph.maxEkStep !== null ? ' The largest η·K_emp so far is at step ' + ph.maxEkStep + '.' : '';
+    switch (ph.state) {
+      case 'exit': {
+        const e = ph.exit;
+        const over = e.from_step !== null && e.from_step !== undefined ? ' over steps ' + e.from_step + '→' + e.step : '';
+        return { cls: 'warn', title: title, short: '',
+          text: 'left the topology-preserving phase at step ' + e.step + ' (η·K_emp = ' + TW.fmtNum(e.eta_k_emp, 3) + over + ')' };
+      }
+      case 'single':
+        return { cls: 'pending', title: title, short: 'K_emp needs ≥ 2 neurons',
+          text: 'topology-preserving phase: K_emp needs at least two neurons (this run has one, so no pairs)' };
+      case 'none':
+        if (ph.ended && !ph.snapshots) {
+          return { cls: 'pending', title: title, short: 'no snapshots', text: 'topology-preserving phase: the run recorded no snapshots' };
+        }
+        return { cls: 'pending', title: title, short: rest,
+          text: 'topology-preserving phase: no snapshot interval analysed yet' + (rest ? ' · ' + rest : '') };
+      case 'pending':
+        // K_emp is a lower bound on K: below 1 it certifies nothing, and unanalysed intervals may exceed 1
+        return { cls: 'pending', title: title + at, short: 'no exit in ' + plural(ph.nEk, 'analysed interval') + ' yet · ' + rest,
+          text: 'no exit in the ' + plural(ph.nEk, 'analysed interval') + ' yet (max η·K_emp = ' + TW.fmtNum(ph.maxEk, 2) + ') · ' + rest };
+      default: // kept
+        return ph.ended
+          ? { cls: 'ok', title: title + at, short: 'no exit certified (η·K_emp < 1 throughout)',
+            text: 'no exit from the topology-preserving phase certified (η·K_emp < 1 throughout, max ' + TW.fmtNum(ph.maxEk, 2) + ')' }
+          : { cls: 'ok', title: title + at, short: 'no exit certified so far',
+            text: 'no exit certified so far (max η·K_emp = ' + TW.fmtNum(ph.maxEk, 2) + ' < 1)' };
     }
-    if (ph.maxEk === null) {
-      return { cls: 'pending', title: title, text: 'topology-preserving phase: no snapshot interval analysed yet' };
-    }
-    // K_emp is a lower bound on K: below 1 it certifies nothing, so the verdict says "no exit certified".
-    const bound = '(max η·K_emp = ' + TW.fmtNum(ph.maxEk, 2) + ' < 1)';
-    return { cls: 'ok', title: title + (ph.maxEkStep !== null ? ' The largest η·K_emp so far is at step ' + ph.maxEkStep + '.' : ''),
-      text: (ph.complete ? 'no exit from the topology-preserving phase certified ' : 'no exit certified so far ') + bound };
+  };
+
+  // The last step of a run's x axis: an ended run fills the panel up to where it stopped (a stopped or
+  // diverged run never reaches its planned total); a running one keeps its planned total, so its
+  // curves grow into a steady axis.
+  TW.xEnd = function (run, steps) {
+    const last = steps.length ? steps[steps.length - 1] : 0;
+    const end = run ? (TW.isTerminal(run) ? run.steps_done : run.total_steps) || 0 : 0;
+    return Math.max(end, last, 1);
   };
 
   // Vertical markers of the run's events on its timeline curves.
@@ -314,7 +352,7 @@
   TW.runCurveFigures = function (c, run, o) {
     const t = TW.theme();
     const S = TW.series(c);
-    const total = Math.max((run && run.total_steps) || 0, S.step.length ? S.step[S.step.length - 1] : 0, 1);
+    const total = TW.xEnd(run, S.step);
     const ftc = run ? run.first_topology_change : null;
     const pe = TW.phaseStats(c).exit;
     const markers = eventMarkers(ftc, pe, t, (s) => s);
@@ -399,10 +437,9 @@
     const frac = meta.align === 'fraction';
     const figs = [], styles = [];
     const caches = meta.runs.map((id) => TW.cache(id));
-    const vkey = caches.map((c) => c.version + ':' + (c.run ? c.run.total_steps + ':' + c.run.first_topology_change : '') +
+    const vkey = caches.map((c) => c.version + ':' + (c.run ? c.run.total_steps + ':' + TW.xEnd(c.run, c.steps) + ':' + c.run.first_topology_change : '') +
       ':' + ((TW.phaseStats(c).exit || {}).step)).join(',');
-    let maxX = 1;
-    if (!frac) caches.forEach((c) => { maxX = Math.max(maxX, (c.run && c.run.total_steps) || 0, c.steps.length ? c.steps[c.steps.length - 1] : 0); });
+    const maxX = frac ? 1 : Math.max.apply(null, caches.map((c) => TW.xEnd(c.run, c.steps)).concat([1]));
     CMP_CURVES.forEach((name) => {
       const spec = CMP[name];
       const key = [name, vkey, frac, t.dark].join('|');

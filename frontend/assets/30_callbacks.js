@@ -107,18 +107,23 @@
     return runIds(meta).some((id) => { const c = TW.cache(id); return !c.notFound && (!c.run || !TW.isTerminal(c.run)); });
   }
 
-  function marksFor(pos, meta) {
+  // Slider marks. The slider moves through the analysed frames, one notch each: evenly spaced marks name
+  // evenly spaced steps only when the frames are (a partly analysed run has gaps, and "168, 2788, 2882"
+  // spread evenly would read as a linear axis), so otherwise only the two ends are labelled.
+  TW.timelineMarks = function (pos, frac) {
     const n = pos.length;
     const marks = {};
     if (!n) return marks;
-    const k = Math.min(n, 6);
-    const frac = meta.kind === 'compare' && meta.align === 'fraction';
+    const span = pos[n - 1] - pos[0];
+    const linear = pos.every((v, i) => n < 3 || Math.abs(v - pos[0] - (span * i) / (n - 1)) <= 0.05 * span);
+    const k = Math.min(n, linear ? 6 : 2);
     for (let j = 0; j < k; j++) {
       const i = k === 1 ? 0 : Math.round((j * (n - 1)) / (k - 1));
       marks[i] = frac ? Math.round(pos[i] * 100) + '%' : TW.fmtStep(pos[i]);
     }
     return marks;
-  }
+  };
+  const marksFor = (pos, meta) => TW.timelineMarks(pos, meta.kind === 'compare' && meta.align === 'fraction');
 
   function fmtPos(meta, p) {
     if (meta.kind === 'compare' && meta.align === 'fraction') return (Math.round(p * 1000) / 10).toFixed(1) + '%';
@@ -173,8 +178,9 @@
       return [[ver === version ? NU() : ver], [same || out === null ? NU() : out], settled ? 5000 : 1000];
     },
 
-    // The one timeline: slider over analysed positions, play/pause, ±1, Live.
-    timeline: function (vers, metas, sliderVal, prevN, nextN, playTick, liveN, playN, speed, cursors, live, playing, sliderMax) {
+    // The one timeline: slider over analysed positions, play/pause, ±1, Live. (The run store is an input
+    // so that a run ending, with no new frame, turns Live off.)
+    timeline: function (vers, metas, sliderVal, prevN, nextN, playTick, liveN, playN, speed, runs, cursors, live, playing, sliderMax) {
       const meta = (metas || [])[0];
       const cursor = (cursors || [])[0];
       if (!meta || !meta.kind) throw STOP();
@@ -186,6 +192,8 @@
       playing = !!playing;
       let i = null;
       const fresh = !cursor || cursor.pos === undefined || cursor.pos === null;
+      const active = anyActive(meta);
+      let atEnd = !fresh && !!cursor.atEnd; // held at the end of an ended run's timeline (Live's stand-in)
       // A step asked for (URL) that is received but not analysed yet: the cursor waits on it.
       const rc = meta.kind === 'run' ? TW.cache(meta.run_id) : null;
       let waiting = null;
@@ -211,20 +219,24 @@
         const same = !fresh && cursor.waiting === waiting;
         TW.setQuery(pagePath(meta), { step: waiting });
         return [n ? i : NU(), Math.max(0, n - 1), n ? marksFor(pos, meta) : {}, [same ? NU() : cur], false,
-          'btn live off' + (anyActive(meta) ? '' : ' idle'), false, true, Math.round(1000 / (speed || 5)), '▶'];
+          'btn live off' + (active ? '' : ' idle'), false, true, Math.round(1000 / (speed || 5)), '▶'];
       }
       if (n && !fresh) {
-        if (trig.has('live-toggle') && liveN) { live = !live; if (live) { i = n - 1; playing = false; } }
+        if (trig.has('live-toggle') && liveN) {
+          if (active) live = !live; else atEnd = true; // an ended run has nothing to follow: Live goes to its end
+          if (live || atEnd) { i = n - 1; playing = false; }
+        }
         if (trig.has('play-button') && playN) {
           playing = !playing;
-          if (playing) { live = false; if (i >= n - 1) i = 0; TW._play = { t0: Date.now(), i0: i }; }
+          if (playing) { live = false; atEnd = false; if (i >= n - 1) i = 0; TW._play = { t0: Date.now(), i0: i }; }
         }
         if (trig.has('speed-select') && playing) TW._play = { t0: Date.now(), i0: i };
-        if (trig.has('step-prev') && prevN) { i = Math.max(0, i - 1); live = false; playing = false; }
-        if (trig.has('step-next') && nextN) { i = Math.min(n - 1, i + 1); live = false; playing = false; }
+        if (trig.has('step-prev') && prevN) { i = Math.max(0, i - 1); live = false; atEnd = false; playing = false; }
+        if (trig.has('step-next') && nextN) { i = Math.min(n - 1, i + 1); live = false; atEnd = false; playing = false; }
         if (trig.has('timeline-slider') && typeof sliderVal === 'number' && Math.round(sliderVal) !== i) {
           i = Math.max(0, Math.min(n - 1, Math.round(sliderVal)));
           live = false;
+          atEnd = false;
           playing = false;
         }
         if (trig.has('play-interval') && playing) {
@@ -242,34 +254,41 @@
             if (next !== null) i = next;
             // prefetch a little ahead so playback does not stall
             for (let j = i + 1; j <= Math.min(n - 1, i + 4); j++) positionReady(meta, pos[j], +1, true);
-          } else if (!anyActive(meta)) {
+          } else if (!active) {
             playing = false;
           }
         }
       }
-      if (live && n) i = n - 1;
-      const liveClass = 'btn live ' + (live ? 'on' : 'off') + (anyActive(meta) ? '' : ' idle');
+      // Live follows the newest frame while a run trains; once every run has ended it is off, and a view
+      // that followed stays at the end of the timeline (frames analysed late still come in).
+      if (live && !active) { live = false; atEnd = true; }
+      if ((live || atEnd) && n) i = n - 1;
+      const liveClass = 'btn live ' + (live ? 'on' : 'off') + (active ? '' : ' idle');
       const playLabel = playing ? '❚❚' : '▶';
       const interval = Math.round(1000 / (speed || 5));
       if (!n) {
         return [NU(), 0, {}, [NU()], live, liveClass, playing, !playing, interval, playLabel];
       }
       const p = pos[i];
-      const cur = { pos: p, i: i, align: align, frac: n > 1 ? i / (n - 1) : 0, live: live, waiting: null };
-      const same = !fresh && cursor.pos === p && cursor.live === live && (cursor.align || 'step') === align && !cursor.waiting;
+      // i and n too: the position counter ("position 4/43") must follow frames that arrive around the cursor
+      const cur = { pos: p, i: i, n: n, align: align, frac: n > 1 ? i / (n - 1) : 0, live: live, atEnd: atEnd, waiting: null };
+      const same = !fresh && cursor.pos === p && cursor.i === i && cursor.n === n && cursor.live === live &&
+        !!cursor.atEnd === atEnd && (cursor.align || 'step') === align && !cursor.waiting;
       const marksChanged = sliderMax !== n - 1 || trig.has('tw-meta') || fresh;
       const path = pagePath(meta);
       // (the run page records the step it draws, in run_render; here only Live clears it)
-      if (meta.kind === 'run') { if (live) TW.setQuery(path, { step: null }); }
+      const follow = live || atEnd; // the URL without a step reopens the view at the newest frame
+      if (meta.kind === 'run') { if (follow) TW.setQuery(path, { step: null }); }
       else TW.setQuery(path, { runs: meta.runs.join(','), align: align === 'step' ? null : align,
-        step: live || align !== 'step' ? null : p, frac: live || align !== 'fraction' ? null : p });
+        step: follow || align !== 'step' ? null : p, frac: follow || align !== 'fraction' ? null : p });
       return [i, n - 1, marksChanged ? marksFor(pos, meta) : NU(), [same ? NU() : cur], live, liveClass, playing, !playing,
         interval, playLabel];
     },
 
     // ---------------------------------------------------------------- run page
-    run_status: function (run, projVal) {
+    run_status: async function (run, projVal) {
       if (!run) throw STOP();
+      if (!run.neuron_dim) await TW.loadPresets(); // a run that never started: its preset's neuron_dim
       const st = run.status || 'unknown';
       const badge = STATUS_TEXT[st] || st;
       let err = '';
@@ -278,6 +297,7 @@
         err = prefix + run.error;
       }
       const cfg = run.config || {};
+      const d = TW.neuronDim(run);
       const title = (run.preset || cfg.preset || 'run') + ' · ' + run.id;
       const chip = (label, value, cls) => TW.h('Span', { className: 'chip ' + (cls || '') }, [TW.h('Span', { className: 'chip-k' }, label), ' ', TW.h('B', {}, value)]);
       const facts = [];
@@ -291,22 +311,22 @@
         const bl = TW.backlog(TW.cache(run.id));
         if (bl.waiting) facts.push(TW.h('Span', { className: 'chip chip-busy', id: 'backlog-chip', title: 'Snapshots are analysed newest first and back-filled' },
           [TW.h('Span', { className: 'chip-k' }, 'analysing:'), ' ', TW.h('B', {}, TW.fmtBacklog(bl))]));
-        if (run.neuron_dim) facts.push(chip('neurons in', 'ℝ' + String(run.neuron_dim).replace(/\d/g, (ch) => '⁰¹²³⁴⁵⁶⁷⁸⁹'[ch])));
+        if (d) facts.push(chip('neurons in', 'ℝ' + String(d).replace(/\d/g, (ch) => '⁰¹²³⁴⁵⁶⁷⁸⁹'[ch])));
         if (run.device) facts.push(chip('device', run.device));
         if (run.first_topology_change !== null && run.first_topology_change !== undefined) facts.push(chip('first topology change', 'step ' + run.first_topology_change, 'chip-warn'));
         facts.push(chip('started', run.started_at ? TW.fmtTime(run.started_at) : '—'));
         if (run.finished_at) facts.push(chip('ended', TW.fmtTime(run.finished_at)));
       }
-      const d = run.neuron_dim;
-      let projOpts = [{ label: 'raw', value: 'raw' }];
-      if (d && d > 3) projOpts = [{ label: 'PCA', value: 'pca' }, { label: 'UMAP', value: 'umap' }];
+      // the frames carry raw coordinates for D <= 3, PCA and UMAP above (unknown D: none offered yet)
+      const projOpts = !d ? [] : d > 3 ? [{ label: 'PCA', value: 'pca' }, { label: 'UMAP', value: 'umap' }] : [{ label: 'raw', value: 'raw' }];
       const values = projOpts.map((o) => o.value);
       const meta = TW.currentMeta || {};
-      let pv = values.includes(projVal) ? projVal : values.includes(meta.proj) ? meta.proj : values[0];
-      const can3 = d === 3 || (d && d > 3);
+      const pv = values.includes(projVal) ? projVal : values.includes(meta.proj) ? meta.proj : values[0];
+      // an ended run that recorded nothing: the page is its empty state, without the frame controls
+      const empty = TW.isTerminal(run) && !run.snapshots && !run.frames;
       document.title = run.id + ' · ' + badge + ' · topowatch';
       return [badge, 'badge badge-' + st, err, !(st === 'queued' || st === 'running'), title, facts, projOpts,
-        pv === projVal ? NU() : pv, [{ label: '3-D', value: '3d', disabled: !can3 }]];
+        pv === undefined || pv === projVal ? NU() : pv, 'page page-run' + (empty ? ' no-frames' : '')];
     },
 
     run_render: function (cursor, tick, proj, color, dimv, diag, knnK, bscale, run, meta) {
@@ -315,13 +335,14 @@
       const c = TW.cache(meta.run_id);
       const dim3 = (dimv || []).indexOf('3d') >= 0;
       const path = pagePath(meta);
-      const defProj = run && run.neuron_dim > 3 ? 'pca' : 'raw';
+      const defProj = TW.neuronDim(run) > 3 ? 'pca' : 'raw';
       const k = Number(knnK) || 10;
       TW.view = { color: color, k: k };
       TW.setQuery(path, { proj: proj && proj !== defProj ? proj : null, color: color === 'knn' ? 'knn' : null,
         dim: dim3 ? 3 : null, diag: diag === 'std' ? 'std' : null });
       const diagOpts = (f) => [{ label: 'raw coords', value: 'raw' },
         { label: 'standardised', value: 'std', disabled: !(f && f.diagrams_standardised) }];
+      const dimOpts = (can3) => [{ label: '3-D', value: '3d', disabled: !can3 }];
       const n = c.steps.length;
       const bl = TW.backlog(c);
       const rateText = bl.rate ? ' · analysing ≈' + (bl.rate >= 1 ? TW.fmtNum(bl.rate, 2) + ' frames/s' : TW.fmtNum(1 / bl.rate, 2) + ' s/frame') : '';
@@ -334,7 +355,7 @@
         if (!TW.claim('cloud-graph', key)) throw STOP();
         c.shown = undefined;
         return [TW.emptyFigure(H.cloud, msg, sub, { empty: true, waiting: cursor.waiting }), TW.emptyFigure(H.bar, ''), TW.emptyFigure(H.diag, ''), '', '', diagOpts(null),
-          String(cursor.waiting), 'waiting for analysis'];
+          String(cursor.waiting), 'waiting for analysis', dimOpts(false), NU()];
       }
       if (!run || !n || !cursor) {
         let msg = 'Loading…', sub = '';
@@ -347,14 +368,15 @@
           sub = bl.waiting + ' snapshot' + (bl.waiting === 1 ? '' : 's') + ' received, analysed newest first' + rateText;
         }
         else if (st === 'running' && !n) { msg = 'No frames yet'; sub = 'Waiting for the first snapshot from the worker.'; }
-        else if (st === 'failed') { msg = 'Run failed: ' + (run.error || 'unknown error'); }
+        else if (st === 'failed') { msg = 'Run failed: ' + (run.error || 'unknown error'); sub = run.snapshots ? '' : 'No frames were recorded.'; }
         else if (st === 'diverged' && !n) { msg = 'Run diverged before its first frame'; sub = run.error || ''; }
         else if (st === 'stopped' && !n) { msg = 'Run stopped before its first frame'; }
         else if (st === 'finished' && !n) { msg = 'No frames'; sub = 'The run finished without analysed frames.'; }
         const key = 'empty|' + msg + '|' + sub + '|' + TW.isDark();
         if (!TW.claim('cloud-graph', key)) throw STOP();
         c.shown = undefined;
-        return [TW.emptyFigure(H.cloud, msg, sub), TW.emptyFigure(H.bar, ''), TW.emptyFigure(H.diag, ''), '', '', diagOpts(null), '–', ''];
+        return [TW.emptyFigure(H.cloud, msg, sub), TW.emptyFigure(H.bar, ''), TW.emptyFigure(H.diag, ''), '', '', diagOpts(null), '–', '',
+          dimOpts(false), NU()];
       }
       const step = cursor.pos;
       const dir = c.shown === undefined ? 0 : Math.sign(step - c.shown);
@@ -369,34 +391,39 @@
         if (c.shown === undefined) {
           const key = 'loading|' + TW.isDark();
           if (!TW.claim('cloud-graph', key)) throw STOP();
-          return [TW.emptyFigure(H.cloud, 'Loading frame…', 'step ' + step), TW.emptyFigure(H.bar, ''), TW.emptyFigure(H.diag, ''), '', '', NU(), NU(), 'loading…'];
+          return [TW.emptyFigure(H.cloud, 'Loading frame…', 'step ' + step), TW.emptyFigure(H.bar, ''), TW.emptyFigure(H.diag, ''), '', '', NU(), NU(), 'loading…', NU(), NU()];
         }
-        return [NU(), NU(), NU(), NU(), NU(), NU(), NU(), 'loading step ' + step + '…'];
+        return [NU(), NU(), NU(), NU(), NU(), NU(), NU(), 'loading step ' + step + '…', NU(), NU()];
       }
-      const d = run.neuron_dim || (f.coords && f.coords.raw && f.coords.raw[0] ? f.coords.raw[0].length : null);
       const source = diag === 'std' && f.diagrams_standardised ? 'std' : 'raw';
       const pj = TW.pickProjection(f.coords, proj);
+      // 3-D only where the frame has a third coordinate: raw for D = 3, PCA (3 components) above D = 3;
+      // UMAP is 2-D, so a dim=3 in the URL is dropped rather than drawn flat under a "3-D" caption
+      const P = pj ? f.coords[pj] : null;
+      const can3 = !!(P && P[0] && P[0].length >= 3);
+      const use3 = dim3 && can3;
+      if (dim3 && !can3) TW.setQuery(path, { dim: null }); // (the toggle is unticked below)
       const bs = Number(bscale) || 0.25;
       const bcur = TW.bettiCurve(c);
-      const key = [f.step, pj, color, color === 'knn' ? k : '', dim3, source, bs, bcur ? bcur.key : '', TW.isDark()].join('|');
+      const key = [f.step, pj, color, color === 'knn' ? k : '', use3, source, bs, bcur ? bcur.key : '', TW.isDark()].join('|');
       const i = c.pos.get(f.step);
       const extra = 'epoch ' + (f.epoch === null || f.epoch === undefined ? '–' : f.epoch) + ' · frame ' + (i + 1) + '/' + n;
       // the URL records the step on screen (written when the browser is idle)
-      TW.setQuery(path, { step: cursor.live ? null : f.step });
+      TW.setQuery(path, { step: cursor.live || cursor.atEnd ? null : f.step });
       if (!TW.claim('cloud-graph', key)) {
-        return [NU(), NU(), NU(), NU(), NU(), NU(), String(f.step), extra];
+        return [NU(), NU(), NU(), NU(), NU(), NU(), String(f.step), extra, NU(), NU()];
       }
       if (c.shown === undefined) setTimeout(TW.bumpTick, 30); // the curves held back for the first paint
       c.shown = f.step;
-      const bkey = pj + (dim3 ? '3' : '2');
+      const bkey = pj + (use3 ? '3' : '2');
       c.bbox[bkey] = c.bbox[bkey] || {};
-      const cloud = TW.cloudFigure(f, { proj: pj, color: color, dim3: dim3, height: H.cloud, bbox: c.bbox[bkey],
-        uirev: c.id + '|' + pj + '|' + (dim3 ? 3 : 2), knn: knnVals, knnK: k });
+      const cloud = TW.cloudFigure(f, { proj: pj, color: color, dim3: use3, height: H.cloud, bbox: c.bbox[bkey],
+        uirev: c.id + '|' + pj + '|' + (use3 ? 3 : 2), knn: knnVals, knnK: k });
       const bar = TW.barcodeFigure(f, { source: source, height: H.bar, uirev: c.id + '|bar|' + source, bettiScale: bs });
       const dgm = TW.diagramFigure(f, { source: source, height: H.diag, uirev: c.id + '|dgm|' + source });
       const m = f.metrics || {};
       const nPts = (f.coords && f.coords[pj] && f.coords[pj].length) || 0;
-      const capParts = [nPts + ' neurons', (pj || '').toUpperCase() + (dim3 && d >= 3 ? ' 3-D' : ''),
+      const capParts = [nPts + ' neurons', (pj || '').toUpperCase() + (use3 ? ' 3-D' : ' 2-D'),
         color === 'knn' ? 'colour: share of each neuron\'s ' + k + ' step-0 nearest neighbours still among its ' + k + ' nearest' : 'colour: fixed by each neuron\'s step-0 position (cyclic)'];
       const knnMean = knnVals ? knnVals.reduce((a, v) => a + v, 0) / (knnVals.length || 1) : m.knn_mean;
       if (knnMean !== null && knnMean !== undefined) capParts.push('mean kNN kept (k=' + (knnVals ? k : 10) + ') ' + TW.fmtNum(knnMean, 3));
@@ -416,7 +443,8 @@
         const pb = ['pb0', 'pb1', 'pb2'].filter((q) => m[q] !== null && m[q] !== undefined).map((q) => q.slice(1) + '=' + m[q]);
         if (pb.length) pcap.push('bars > 0.1·diam: ' + pb.join(' '));
       }
-      return [cloud, bar, dgm, capParts.join(' · '), pcap.join(' · '), diagOpts(f), String(f.step), extra];
+      return [cloud, bar, dgm, capParts.join(' · '), pcap.join(' · '), diagOpts(f), String(f.step), extra,
+        dimOpts(can3), dim3 && !can3 ? [] : NU()];
     },
 
     run_curves: function (ver, tick, run, logv, bandv, betti, bettiTok, knnTok, meta) {

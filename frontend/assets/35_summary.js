@@ -20,21 +20,21 @@
     ['loss', 'final train loss', 'num', 'train loss at the last analysed frame'],
   ];
 
-  function exitCell(ph) {
+  // The same verdict as the run header (TW.phaseVerdict): green only once every snapshot is analysed.
+  function exitCell(ph, v) {
     if (ph.exit) {
       const e = ph.exit;
       const over = e.from_step !== null && e.from_step !== undefined ? 'steps ' + e.from_step + '→' + e.step + ', ' : '';
       return [h('B', { className: 'exit-step' }, 'step ' + e.step), ' ',
         h('Span', { className: 'muted small' }, '(' + over + 'η·K_emp ' + TW.fmtNum(e.eta_k_emp, 3) + ')')];
     }
-    if (ph.complete && ph.nEk) return h('Span', { className: 'stayed' }, 'no exit certified (η·K_emp < 1 throughout)');
-    if (ph.nEk) return h('Span', { className: 'stayed' }, 'no exit certified so far');
-    return h('Span', { className: 'muted' }, '–');
+    return h('Span', { className: v.cls === 'ok' ? 'stayed' : 'muted' }, v.short || '–');
   }
 
   function row(id, k, c) {
     const run = c.run;
     const ph = TW.phaseStats(c);
+    const v = TW.phaseVerdict(ph);
     const cfg = (run && run.config) || {};
     const color = TW.RUN_COLORS[k % TW.RUN_COLORS.length];
     const st = run ? run.status : c.notFound ? 'not-found' : 'unknown';
@@ -44,7 +44,7 @@
       lr: TW.fmtNum(cfg.lr),
       optimizer: String(cfg.optimizer || '–') + (cfg.optimizer === 'momentum' && cfg.momentum ? ' ' + cfg.momentum : ''),
       status: h('Span', { className: 'badge badge-' + st }, st),
-      exit: exitCell(ph),
+      exit: exitCell(ph, v),
       maxek: ph.maxEk === null ? '–' : h('Span', { className: ph.maxEk > 1 ? 'over' : 'under' }, TW.fmtNum(ph.maxEk, 3)),
       kemp: ph.kmax === null ? '–' : h('Span', { className: ph.invLr !== null && ph.kmax > ph.invLr ? 'over' : 'under' },
         TW.fmtNum(ph.kmax, 4) + (ph.invLr !== null ? ' vs ' + TW.fmtNum(ph.invLr, 4) : '')),
@@ -53,7 +53,7 @@
       ftc: num(ph.ftc) ? 'step ' + ph.ftc : h('Span', { className: 'muted' }, 'none'),
       loss: TW.fmtNum(ph.finalLoss, 4),
     };
-    return h('Tr', { 'data-run-id': id, 'data-phase-exit': ph.exit ? String(ph.exit.step) : '', className: 'summary-row' + (ph.exit ? ' phase-left' : ph.nEk ? ' phase-kept' : '') },
+    return h('Tr', { 'data-run-id': id, 'data-phase-exit': ph.exit ? String(ph.exit.step) : '', className: 'summary-row phase-' + { warn: 'left', ok: 'kept', pending: 'pending' }[v.cls] },
       COLUMNS.map(([key, , cls]) => h('Td', { className: 'col-' + key + (cls ? ' ' + cls : '') }, cells[key])));
   }
 

@@ -102,6 +102,17 @@ def _help_text(f: dict) -> str:
     return text.strip(" ,;")
 
 
+def _number_error(f: dict) -> str:
+    """The message for a number field the browser could not read: empty, or text such as "1e400" (it
+    overflows a double) that a number input reports as no value at all, which the API would only call
+    "not a valid number". Says what the field takes, with its exact bounds."""
+    kind = "a whole number" if f.get("type") == "int" else "a finite number"
+    bounds = _range_text(f)
+    if bounds[:1] in ("<", ">", "≤", "≥"):
+        return f"{f['name']} must be {kind} {bounds}"
+    return f"{f['name']} must be {kind}" + (f" in {bounds}" if bounds else "")
+
+
 def _float_step(f: dict, value: Any) -> str:
     """The ``step`` of a float input: "any". A step derived from the default (0.001 for lr 0.003) makes the
     browser reject every value off that grid (lr 0.0025, the paper pair's small rate) and Dash then sends
@@ -308,8 +319,7 @@ def register(app, client: ApiClient) -> None:
         dash.set_props("form-message", {"children": None, "className": "form-message"})
         return _preset_info(preset), _pair_label(preset)
 
-    def _show_errors(exc: ApiError, fields: list[dict]) -> str:
-        errs = exc.field_errors()
+    def _show_errors(errs: dict[str, str], fields: list[dict]) -> str:
         known = {f["name"] for f in fields} | {"preset"}
         for f in fields:
             if f["name"] not in _SKIP:
@@ -337,11 +347,14 @@ def register(app, client: ApiClient) -> None:
         for f in fields:
             if f["name"] not in _SKIP:
                 dash.set_props(f"error-{f['name']}", {"children": None})
+        unreadable = {f["name"]: _number_error(f) for f in fields
+                      if f.get("type") in ("int", "float") and f["name"] in body and body[f["name"]] is None}
+        if unreadable:
+            return dash.no_update, _show_errors(unreadable, fields), "form-message error"
         try:
             res = client.create_pair(body) if kind == "pair" else client.create_run(body)
         except ApiError as exc:
-            msg = _show_errors(exc, fields)
-            return dash.no_update, msg, "form-message error"
+            return dash.no_update, _show_errors(exc.field_errors(), fields), "form-message error"
         except ApiUnavailable as exc:
             return dash.no_update, str(exc), "form-message error"
         if kind == "pair":

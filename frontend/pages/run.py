@@ -206,7 +206,7 @@ def register(app, client) -> None:  # noqa: ARG001 - uniform page API
         Output("run-facts", "children"),
         Output("proj-select", "options"),
         Output("proj-select", "value"),
-        Output("dim-toggle", "options"),
+        Output("page-run", "className"),
         Input(sid("run", "run"), "data"),
         State("proj-select", "value"),
     )
@@ -220,6 +220,8 @@ def register(app, client) -> None:  # noqa: ARG001 - uniform page API
         Output("diag-source", "options"),
         Output("current-step", "children"),
         Output("current-step-extra", "children"),
+        Output("dim-toggle", "options"),
+        Output("dim-toggle", "value"),
         Input(sid("cursor", "run"), "data"),
         Input(sid("tick", "run"), "data"),
         Input("proj-select", "value"),

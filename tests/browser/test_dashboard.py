@@ -29,8 +29,9 @@ LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking
 CLOUD = "#cloud-graph .js-plotly-plot"
 BARCODE = "#barcode-graph .js-plotly-plot"
 SHORT = {"epochs": 3, "snapshot_every": 5}
-# Long enough (~10 s of training on a CPU) to watch the live view follow the newest frames.
-LIVE = {"epochs": 20, "snapshot_every": 5}
+# Long enough (~10 s of training on a CPU) to watch the live view follow the newest frames while the run
+# trains (Live turns off once it has ended).
+LIVE = {"epochs": 80, "snapshot_every": 20}
 # Console noise that is not a dashboard bug (e.g. WebGL performance hints of software rendering).
 IGNORED_CONSOLE = ("GL Driver Message", "GPU stall", "willReadFrequently", "Failed to load resource")
 
@@ -209,7 +210,9 @@ def test_submit_run_watch_it_live(page, urls):
     assert "running" in statuses, statuses
     assert statuses[-1] == "finished", statuses
     assert len(steps) >= 2 and steps == sorted(steps), f"frames did not advance while live: {steps}"
-    assert "on" in page.get_attribute("#live-toggle", "class").split()
+    # the run has ended: nothing left to follow, so Live is off, and the view stayed at the newest frame
+    page.wait_for_function("document.querySelector('#live-toggle').classList.contains('off')")
+    assert "on" not in page.get_attribute("#live-toggle", "class").split()
 
     # the cloud shows every neuron: 1024 points, coloured by their step-0 hue
     page.wait_for_function(f"(document.querySelector('{CLOUD}')?.data?.[0]?.x || []).length === 1024")
@@ -388,6 +391,19 @@ def test_invalid_lr_shows_the_api_message(page, urls):
     assert urlparse(page.url).path == "/new"
     # other fields stay clean; fixing the value clears the message on the next submit
     assert page.inner_text("#error-width").strip() == ""
+    # a number the browser cannot hold (1e400 overflows a double; the input then reports no value) gets
+    # the field's own rule, not "Input should be a valid number"; an empty field says the same
+    for text in ("1e400", ""):
+        page.fill("#field-lr", text)
+        page.click("#submit-run")
+        page.wait_for_function("document.querySelector('#error-lr')?.innerText.includes('finite number')")
+        assert page.inner_text("#error-lr").strip() == "lr must be a finite number > 0", text
+        assert page.inner_text("#form-message").strip() == "Please fix 1 field."
+        assert urlparse(page.url).path == "/new"
+        # back to the API's message for a readable bad value
+        page.fill("#field-lr", "-1")
+        page.click("#submit-run")
+        page.wait_for_function("document.querySelector('#error-lr')?.innerText.includes('lr must be > 0')")
 
 
 def test_stop_button_stops_a_run(page, urls):
@@ -397,11 +413,21 @@ def test_stop_button_stops_a_run(page, urls):
         page.goto(f"{ui}/runs/{run_id}")
         page.wait_for_function("['queued', 'running'].includes(document.querySelector('#status-badge')?.innerText)")
         page.wait_for_function("document.querySelector('#status-badge').innerText === 'running'", timeout=240_000)
+        wait_for(lambda: api_run(api, run_id)["steps_done"] >= 200, 120, "the run to train 200 steps")
         assert page.is_enabled("#stop-button")
         page.click("#stop-button")
         page.wait_for_function("document.querySelector('#status-badge').innerText === 'stopped'", timeout=30_000)
         assert page.is_disabled("#stop-button")
-        assert api_run(api, run_id)["status"] == "stopped"
+        run = api_run(api, run_id)
+        assert run["status"] == "stopped"
+        # the curves end where the run stopped, not at its planned 14000 steps
+        last = wait_all_analysed(api, run_id)[-1]
+        end = max(run["steps_done"], last)
+        assert 200 <= end < run["total_steps"] == 14000
+        page.wait_for_function("""(e) => ['curve-loss', 'curve-kemp', 'curve-knn'].every((id) => {
+            const gd = document.querySelector('#' + id + ' .js-plotly-plot');
+            return gd && gd.layout && gd.layout.xaxis.range && gd.layout.xaxis.range[1] === e; })""", arg=end)
+        assert page.evaluate("document.querySelector('#curve-loss .js-plotly-plot')._fullLayout.xaxis.range[1]") == end
     finally:
         requests.post(f"{api}/api/runs/{run_id}/stop", timeout=10)
 
@@ -517,6 +543,191 @@ def test_paper_pair_phase_exit_on_compare_and_run_pages(page, urls):
     page.wait_for_function("document.querySelector('#phase-indicator')?.innerText"
                            ".includes('no exit from the topology-preserving phase certified')")
     assert "phase-ok" in page.get_attribute("#phase-indicator", "class").split()
+
+
+# A run's phase verdict from a synthetic frame index (the page's own TW.phaseStats / TW.phaseVerdict and
+# the compare summary row, TW.summaryTable): `eks` are [step, lr * K_emp] of the analysed intervals.
+PHASE_OF = """([id, run, eks]) => {
+    const TW = window.topowatch;
+    const c = TW.cache(id);
+    c.run = Object.assign({id: id, preset: 'figure-eight', config: {lr: 0.003}, width: 1024, status: 'finished',
+                           phase_exit: null, first_topology_change: null}, run);
+    c.index = eks.slice().sort((a, b) => a[0] - b[0]).map(([s, v]) => ({step: s, epoch: 0, metrics: {eta_k_emp: v, k_emp: v / 0.003, interval_from: s - 2}}));
+    c.steps = c.index.map((f) => f.step);
+    c.pos = new Map(c.steps.map((s, i) => [s, i]));
+    c.version++;
+    const v = TW.phaseVerdict(TW.phaseStats(c));
+    const text = (node) => node === null || node === undefined ? '' : typeof node !== 'object' ? String(node)
+        : Array.isArray(node) ? node.map(text).join('') : text(node.props && node.props.children);
+    const row = TW.summaryTable([id]).props.children[1].props.children[0];
+    const cell = row.props.children.find((td) => td.props.className.startsWith('col-exit'));
+    return {cls: v.cls, text: v.text, row: row.props.className.split(' '), cell: text(cell)};
+}"""
+
+
+def test_phase_verdict_waits_for_every_snapshot(page, urls):
+    """Snapshots are analysed newest first, so the early steps where a run leaves the preserving phase may
+    come last: no green verdict (header or summary) until every received snapshot is analysed."""
+    _, ui = urls
+    page.goto(ui + "/")
+    page.wait_for_selector("#runs-table")
+    late = [[s, 0.0045] for s in range(76, 86, 2)]  # the 5 newest intervals of 43 snapshots
+    every = [[0, None]] + [[s, 0.0045] for s in range(2, 86, 2)]
+
+    pending = page.evaluate(PHASE_OF, ["p1", {"frames": 5, "snapshots": 43}, late])
+    assert pending["cls"] == "pending", pending
+    assert pending["text"] == "no exit in the 5 analysed intervals yet (max η·K_emp = 0.0045) · 38 snapshots still to analyse"
+    assert "phase-pending" in pending["row"] and "phase-kept" not in pending["row"]
+    assert pending["cell"] == "no exit in 5 analysed intervals yet · 38 snapshots still to analyse"
+
+    done = page.evaluate(PHASE_OF, ["p2", {"frames": 43, "snapshots": 43}, every])
+    assert done["cls"] == "ok" and "phase-kept" in done["row"], done
+    assert done["text"] == "no exit from the topology-preserving phase certified (η·K_emp < 1 throughout, max 0.0045)"
+    assert done["cell"] == "no exit certified (η·K_emp < 1 throughout)"
+
+    # still training, every snapshot so far analysed: green, but only "so far"
+    so_far = page.evaluate(PHASE_OF, ["p3", {"status": "running", "frames": 43, "snapshots": 43}, every])
+    assert (so_far["cls"], so_far["cell"]) == ("ok", "no exit certified so far"), so_far
+    assert "throughout" not in so_far["text"]
+
+    # an exit is certain as soon as one interval is over 1, analysed or not all
+    exit_ = page.evaluate(PHASE_OF, ["p4", {"frames": 6, "snapshots": 43}, late + [[16, 3.6]]])
+    assert exit_["cls"] == "warn" and exit_["text"].startswith("left the topology-preserving phase at step 16")
+    assert "phase-left" in exit_["row"] and exit_["cell"].startswith("step 16")
+    api_exit = page.evaluate(PHASE_OF, ["p5", {"frames": 5, "snapshots": 43,
+                                               "phase_exit": {"step": 16, "from_step": 14, "eta_k_emp": 3.6}}, late])
+    assert api_exit["cls"] == "warn" and "phase-left" in api_exit["row"]
+
+    # one neuron: no pairs, no K_emp (not "no interval analysed yet")
+    single = page.evaluate(PHASE_OF, ["p6", {"width": 1, "frames": 43, "snapshots": 43}, [[s, None] for s in range(0, 86, 2)]])
+    assert single["text"] == "topology-preserving phase: K_emp needs at least two neurons (this run has one, so no pairs)"
+    assert single["cls"] == "pending" and "phase-kept" not in single["row"]
+
+
+def test_timeline_marks_name_the_steps_they_stand_at(page, urls):
+    """The slider moves through analysed frames: evenly spaced marks are labelled only where the frames are
+    evenly spaced in steps; a partly analysed run gets its two ends; never more than 6 marks."""
+    _, ui = urls
+    page.goto(ui + "/")
+    page.wait_for_selector("#runs-table")
+    marks = "([pos, frac]) => window.topowatch.timelineMarks(pos, frac)"
+    assert page.evaluate(marks, [[168, 2788, 2882, 2978, 3072, 6048], False]) == {"0": "168", "5": "6048"}
+    assert page.evaluate(marks, [list(range(0, 86, 2)), False]) == {
+        "0": "0", "8": "16", "17": "34", "25": "50", "34": "68", "42": "84"}
+    # the last snapshot of a run sits off the grid (84 after 80): still one evenly spaced axis
+    assert len(page.evaluate(marks, [list(range(0, 85, 5)) + [84], False])) == 6
+    assert len(page.evaluate(marks, [list(range(0, 200_000, 40)), False])) == 6
+    assert page.evaluate(marks, [[0, 0.5, 1], True]) == {"0": "0%", "1": "50%", "2": "100%"}
+
+
+def test_run_header_wraps_at_narrow_widths(page, urls, finished_run):
+    """The run header at phone, tablet and laptop widths: the title and "Compare with…" never overlap,
+    and the phase box keeps the room to be read."""
+    _, ui = urls
+    run_id, _ = finished_run
+    for width, height in ((390, 844), (800, 900), (1280, 900)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"{ui}/runs/{run_id}")
+        page.wait_for_function("document.querySelector('#phase-indicator .phase-text')?.innerText.length > 0")
+        boxes = page.evaluate("""() => Object.fromEntries(['#run-title', '#run-compare-link', '#stop-button',
+            '#phase-indicator', '.run-head'].map((s) => { const r = document.querySelector(s).getBoundingClientRect();
+            return [s, {x: r.x, y: r.y, w: r.width, h: r.height}]; }))""")
+        title, link, stop, phase, head = (boxes[k] for k in ("#run-title", "#run-compare-link", "#stop-button",
+                                                              "#phase-indicator", ".run-head"))
+
+        def overlap(a, b):
+            return a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"] and a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"]
+
+        for other in (link, stop, phase):
+            assert not overlap(title, other), (width, boxes)
+        assert not overlap(phase, link) and not overlap(phase, stop), (width, boxes)
+        assert phase["w"] >= 200, (width, boxes)
+        for box in (title, link, stop, phase):  # nothing spills out of the header card
+            assert head["x"] <= box["x"] and box["x"] + box["w"] <= head["x"] + head["w"] + 0.5, (width, boxes)
+        assert page.evaluate("(() => { const e = document.querySelector('#phase-indicator'); return e.scrollWidth <= e.clientWidth + 1; })()")
+
+
+def test_failed_run_without_frames_is_an_empty_state(page, urls):
+    """The mnist preset with a data file that is not there fails before its first snapshot: Live is off,
+    the projections are the 794-D neurons' (PCA/UMAP, never raw) and the page says why it is empty."""
+    api, ui = urls
+    run_id = create_run(api, preset="mnist", data_path="/nonexistent/mnist.npz", epochs=1)
+    run = wait_run_status(api, run_id, ("failed",), timeout=120)
+    assert run["frames"] == run["snapshots"] == 0
+    page.goto(f"{ui}/runs/{run_id}")
+    page.wait_for_selector("#page-run.no-frames")
+    page.wait_for_function("document.querySelectorAll('#proj-select input').length > 0")
+    assert page.evaluate("Array.from(document.querySelectorAll('#proj-select input')).map((i) => i.value)") == ["pca", "umap"]
+    live = page.get_attribute("#live-toggle", "class").split()
+    assert "off" in live and "on" not in live
+    page.wait_for_function(f"""document.querySelector('{CLOUD}')?.layout?.annotations?.some((a) => a.text.startsWith('Run failed'))""")
+    assert page.is_hidden(".timeline") and page.is_hidden("#curve-box-loss") and page.is_hidden("#dim-toggle")
+    assert "the run recorded no snapshots" in page.inner_text("#phase-indicator")
+    assert "ℝ⁷⁹⁴" in page.inner_text("#run-facts")
+
+
+def test_umap_is_2d_even_when_the_url_asks_for_3d(page, urls):
+    """Digits neurons live in R^74: PCA has 3 components (3-D offered), UMAP 2 (the 3-D toggle is off and
+    disabled, the caption says 2-D, and the URL drops dim=3)."""
+    api, ui = urls
+    run_id = create_run(api, preset="digits", width=64, epochs=1, sharpness_every=0)
+    wait_run_status(api, run_id, ("finished",))
+    steps = wait_all_analysed(api, run_id)
+    page.goto(f"{ui}/runs/{run_id}?proj=umap&dim=3")
+    page.wait_for_function(f"document.querySelector('{CLOUD}')?.layout?.meta?.proj === 'umap'")
+    page.wait_for_function("document.querySelector('#dim-toggle input').disabled")
+    page.wait_for_function("!new URLSearchParams(location.search).has('dim')")
+    assert not page.is_checked("#dim-toggle input")
+    assert page.evaluate(f"document.querySelector('{CLOUD}').data[0].type") != "scatter3d"
+    caption = page.inner_text("#cloud-caption")
+    assert "UMAP 2-D" in caption and "3-D" not in caption
+    assert shown_step(page) == steps[-1]
+    # PCA has a third component: the toggle is offered and draws in 3-D
+    page.click("#proj-select label:nth-child(1)")
+    page.wait_for_function("!document.querySelector('#dim-toggle input').disabled")
+    page.click("#dim-toggle label")
+    page.wait_for_function(f"document.querySelector('{CLOUD}')?.data?.[0]?.type === 'scatter3d'")
+    assert "PCA 3-D" in page.inner_text("#cloud-caption")
+    page.wait_for_function("new URLSearchParams(location.search).get('dim') === '3'")
+
+
+def test_single_neuron_run_says_why_it_has_no_k_emp(page, urls):
+    api, ui = urls
+    run_id = create_run(api, width=1, epochs=1)
+    wait_run_status(api, run_id, ("finished",))
+    wait_all_analysed(api, run_id)
+    page.goto(f"{ui}/runs/{run_id}")
+    page.wait_for_function("document.querySelector('#phase-indicator')?.innerText.includes('K_emp needs at least two neurons')")
+    assert "no snapshot interval analysed yet" not in page.inner_text("#phase-indicator")
+    assert "phase-ok" not in page.get_attribute("#phase-indicator", "class").split()
+
+
+def test_compare_follows_the_analysis(page, urls):
+    """A pair opened on the compare page while its snapshots are analysed newest first: the summary gives
+    no verdict while snapshots wait, and the position counter follows the frames that arrive."""
+    api, ui = urls
+    resp = requests.post(f"{api}/api/runs/pair", json={"preset": "figure-eight", "epochs": 8, "sharpness_every": 0},
+                         timeout=10)
+    assert resp.status_code == 201, resp.text
+    ids = resp.json()["ids"]
+    small = min(ids, key=lambda i: api_run(api, i)["config"]["lr"])
+    page.goto(f"{ui}/compare?runs={','.join(ids)}")
+    row = f"#compare-summary tr[data-run-id='{small}']"
+    # while snapshots wait for analysis, no green verdict
+    page.wait_for_function("""(r) => { const el = document.querySelector(r);
+        return el && el.classList.contains('phase-pending') && el.innerText.includes('still to analyse'); }""",
+                           arg=row, timeout=60_000)
+    assert "phase-kept" not in page.get_attribute(row, "class").split()
+    steps = set()
+    for i in ids:
+        wait_run_status(api, i, ("finished", "diverged"))
+        steps |= set(wait_all_analysed(api, i))
+    n = len(steps)
+    page.wait_for_function("""([r, n]) => document.querySelector(r).classList.contains('phase-kept')
+        && document.querySelector('#current-step-extra').innerText.startsWith('position ' + n + '/' + n)""",
+                           arg=[row, n], timeout=30_000)
+    assert "no exit certified (η·K_emp < 1 throughout)" in page.inner_text(row)
+    assert page.inner_text("#current-step").strip() == str(max(steps))
 
 
 def test_api_proxy_passes_errors_through(urls):

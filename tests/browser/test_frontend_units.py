@@ -171,6 +171,18 @@ def test_form_hints_show_exact_bounds():
     assert "≥" not in hint and "must be" not in hint
 
 
+def test_unreadable_numbers_get_the_fields_rule():
+    """A number input reports no value for "1e400" (it overflows a double) or an empty box: the form says
+    what the field takes instead of sending None for the API to call "not a valid number"."""
+    lr = {"name": "lr", "type": "float", "min": 0, "max": None, "help": "must be > 0; compare with 1/lambda_max"}
+    momentum = {"name": "momentum", "type": "float", "min": 0, "max": 1, "help": "used by the momentum optimizer, in [0, 1)"}
+    width = {"name": "width", "type": "int", "min": 1, "max": 8192}
+    assert new_run._number_error(lr) == "lr must be a finite number > 0"
+    assert new_run._number_error(momentum) == "momentum must be a finite number in [0, 1)"
+    assert new_run._number_error(width) == "width must be a whole number in 1 – 8192"
+    assert new_run._number_error({"name": "seed", "type": "int"}) == "seed must be a whole number"
+
+
 def test_run_page_query_controls():
     meta = run.meta_from_query("abc", {"bscale": "0.4", "bstd": "1", "bmin": "0.2", "k": "5"})
     assert (meta["bscale"], meta["bstd"], meta["bmin"], meta["knn_k"]) == (0.4, True, 0.2, 5)
