@@ -186,7 +186,7 @@
       const res = await TW.fetchJSON(last !== null ? base + '?start=' + (last + 1) : base, { timeout: 30000 });
       changed = mergeIndex(c, res && res.frames);
       c.indexLoaded = true;
-      // Frames analysed out of order (back-filled newest first, or by several analysers) are not after
+      // Frames analysed out of order (the live frame before the back-fill, or by several analysers) are not after
       // `last`: refetch in full now and then (the index is small; a long one less often).
       if (c.index.length < want && last !== null && Date.now() - c.lastFull > Math.min(5000, 1000 + 10 * c.index.length)) {
         c.lastFull = Date.now();
@@ -217,7 +217,7 @@
   };
 
   // ------------------------------------------------------------------ the analysis backlog
-  // Snapshots are analysed newest first and back-filled; a slow preset (double-torus: ~1 s a frame)
+  // The newest snapshot is analysed first and the rest back-filled; a slow preset (double-torus: ~1 s a frame)
   // can run far ahead of its analysis. The rate is observed from the run's frame count over time.
   function noteRate(c, run) {
     const now = Date.now();
@@ -266,15 +266,14 @@
     return step >= 0 && step <= (run.steps_done || 0) && isSnapshotStep(run, step);
   };
 
-  // How many unanalysed snapshots go before `step` (newest first: those after it).
+  // How many unanalysed snapshots go before `step`: the backlog is back-filled oldest first, so the
+  // earlier ones (the live frame, taken first now and then, is left out of this estimate).
   TW.aheadOf = function (c, step) {
     const run = c.run;
     if (!run) return 0;
     const every = (run.config && run.config.snapshot_every) || 1;
-    const done = run.steps_done || 0;
     let n = 0;
-    for (let s = (Math.floor(step / every) + 1) * every; s <= done; s += every) if (!c.pos.has(s)) n++;
-    if (TW.isTerminal(run) && done > step && done % every !== 0 && !c.pos.has(done)) n++;
+    for (let s = 0; s < step; s += every) if (!c.pos.has(s)) n++;
     return Math.min(n, Math.max(0, (run.snapshots || 0) - (run.frames || 0) - 1));
   };
 

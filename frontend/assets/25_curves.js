@@ -28,8 +28,8 @@
   // Everything the phase indicator (run page) and the summary table (compare page) say about a run,
   // from its frame index: lr*K_emp > 1 over a snapshot interval certifies lr > eta* = 1/K (K_emp is a
   // lower bound on K), so the first such interval is where the run left the topology-preserving phase.
-  // Snapshots are analysed newest first and back-filled, so the early steps where a run typically
-  // leaves the phase may be analysed last: without an exit, no verdict until every snapshot is in.
+  // The live frame is analysed first and the backlog back-filled, so the early steps where a run typically
+  // leaves the phase may not be in yet: without an exit, no verdict until every snapshot is in.
   TW.phaseStats = function (c) {
     const S = TW.series(c);
     const run = c.run || null;

@@ -309,7 +309,7 @@
         facts.push(chip('steps', (run.steps_done || 0) + ' / ' + (run.total_steps || '–')));
         facts.push(chip('frames', String(run.frames || 0) + (run.snapshots > run.frames ? ' / ' + run.snapshots : '')));
         const bl = TW.backlog(TW.cache(run.id));
-        if (bl.waiting) facts.push(TW.h('Span', { className: 'chip chip-busy', id: 'backlog-chip', title: 'Snapshots are analysed newest first and back-filled' },
+        if (bl.waiting) facts.push(TW.h('Span', { className: 'chip chip-busy', id: 'backlog-chip', title: 'The newest snapshot is analysed first (the live view), the others back-filled oldest first' },
           [TW.h('Span', { className: 'chip-k' }, 'analysing:'), ' ', TW.h('B', {}, TW.fmtBacklog(bl))]));
         if (d) facts.push(chip('neurons in', 'ℝ' + String(d).replace(/\d/g, (ch) => '⁰¹²³⁴⁵⁶⁷⁸⁹'[ch])));
         if (run.device) facts.push(chip('device', run.device));
@@ -365,7 +365,7 @@
         else if (st === 'queued') { msg = 'Queued — waiting for a worker'; sub = 'The run starts as soon as a worker picks it up.'; }
         else if (!n && bl.waiting) {
           msg = typeof want === 'number' && !meta.live && TW.awaitsAnalysis(c, want) ? 'step ' + want + ' is waiting for analysis' : 'Waiting for analysis';
-          sub = bl.waiting + ' snapshot' + (bl.waiting === 1 ? '' : 's') + ' received, analysed newest first' + rateText;
+          sub = bl.waiting + ' snapshot' + (bl.waiting === 1 ? '' : 's') + ' received, the newest analysed first, the rest oldest first' + rateText;
         }
         else if (st === 'running' && !n) { msg = 'No frames yet'; sub = 'Waiting for the first snapshot from the worker.'; }
         else if (st === 'failed') { msg = 'Run failed: ' + (run.error || 'unknown error'); sub = run.snapshots ? '' : 'No frames were recorded.'; }

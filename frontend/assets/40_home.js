@@ -22,7 +22,7 @@
       '<span class="num">' + done + ' / ' + (total || '–') + '</span></div>';
   }
 
-  // Analysed frames; "11 / 16" while snapshots wait for analysis (newest first, back-filled).
+  // Analysed frames; "11 / 16" while snapshots wait for analysis (the newest first, then back-filled).
   function framesCell(r) {
     const f = r.frames || 0, s = r.snapshots || 0;
     if (s > f) {

@@ -566,8 +566,8 @@ PHASE_OF = """([id, run, eks]) => {
 
 
 def test_phase_verdict_waits_for_every_snapshot(page, urls):
-    """Snapshots are analysed newest first, so the early steps where a run leaves the preserving phase may
-    come last: no green verdict (header or summary) until every received snapshot is analysed."""
+    """The live frame is analysed first, so the early steps where a run leaves the preserving phase may
+    come later: no green verdict (header or summary) until every received snapshot is analysed."""
     _, ui = urls
     page.goto(ui + "/")
     page.wait_for_selector("#runs-table")
@@ -618,6 +618,19 @@ def test_timeline_marks_name_the_steps_they_stand_at(page, urls):
     assert len(page.evaluate(marks, [list(range(0, 85, 5)) + [84], False])) == 6
     assert len(page.evaluate(marks, [list(range(0, 200_000, 40)), False])) == 6
     assert page.evaluate(marks, [[0, 0.5, 1], True]) == {"0": "0%", "1": "50%", "2": "100%"}
+
+
+def test_waiting_step_counts_the_earlier_snapshots_still_to_analyse(page, urls):
+    """The backlog is back-filled oldest first: a step waits for the unanalysed snapshots before it."""
+    _, ui = urls
+    page.goto(ui + "/")
+    page.wait_for_selector("#runs-table")
+    ahead = """([analysed, step, waiting]) => window.topowatch.aheadOf({
+        run: {config: {snapshot_every: 2}, snapshots: analysed.length + waiting, frames: analysed.length},
+        pos: new Set(analysed)}, step)"""
+    assert page.evaluate(ahead, [[0, 2, 18, 20], 10, 7]) == 3  # 4, 6 and 8 go first
+    assert page.evaluate(ahead, [[0, 2, 18, 20], 4, 7]) == 0  # next in line
+    assert page.evaluate(ahead, [[0, 20], 18, 3]) == 2  # never more than the others waiting
 
 
 def test_run_header_wraps_at_narrow_widths(page, urls, finished_run):
@@ -703,7 +716,7 @@ def test_single_neuron_run_says_why_it_has_no_k_emp(page, urls):
 
 
 def test_compare_follows_the_analysis(page, urls):
-    """A pair opened on the compare page while its snapshots are analysed newest first: the summary gives
+    """A pair opened on the compare page while its snapshots are still being analysed: the summary gives
     no verdict while snapshots wait, and the position counter follows the frames that arrive."""
     api, ui = urls
     resp = requests.post(f"{api}/api/runs/pair", json={"preset": "figure-eight", "epochs": 8, "sharpness_every": 0},
