@@ -94,4 +94,4 @@ def test_paper_pairs_share_everything_but_lr_and_epochs():
     assert small.epochs == large.epochs == 2
     assert small.model_dump() | {"lr": 0, "epochs": 0} == large.model_dump() | {"lr": 0, "epochs": 0}
     adam_small, adam_large = pair_configs({"preset": "digits-adam"})
-    assert (adam_small.lr, adam_small.epochs, adam_large.lr, adam_large.epochs) == (1e-5, 40, 1e-3, 20)
+    assert (adam_small.lr, adam_small.epochs, adam_large.lr, adam_large.epochs) == (1e-5, 400, 1e-3, 200)
