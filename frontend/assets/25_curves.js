@@ -57,15 +57,18 @@
     const toLoad = Math.max(0, frames - S.step.length); // analysed, not in this browser's index yet
     const width = run ? run.width || (run.config || {}).width : null;
     const ended = TW.isTerminal(run);
-    // exit: certain · single: one neuron, no pairs, no K_emp · none: no interval analysed · pending:
+    // exit: certain · single: one neuron, no pairs, no K_emp · topology: no exit certified, yet the Betti
+    // numbers left step 0's (seen, so certain too) · none: no interval analysed · pending:
     // no exit so far, snapshots still to come in · kept: every snapshot analysed, no exit (final once ended)
-    const state = exit ? 'exit' : width === 1 ? 'single' : maxEk === null ? 'none' : toAnalyse || toLoad ? 'pending' : 'kept';
+    const ftc = run ? run.first_topology_change : null;
+    const state = exit ? 'exit' : width === 1 ? 'single' : num(ftc) ? 'topology'
+      : maxEk === null ? 'none' : toAnalyse || toLoad ? 'pending' : 'kept';
     c.phase = {
       key: key, state: state, ended: ended, exit: exit, maxEk: maxEk, maxEkStep: maxEkStep, nEk: nEk, kmax: kmax,
       toAnalyse: toAnalyse, toLoad: toLoad, snapshots: run ? run.snapshots || 0 : 0,
       invLr: num(cfgLr) && cfgLr > 0 ? 1 / cfgLr : null, lr: cfgLr,
       minRatio: minOf('ratio_min'), minKnn: minOf('knn_mean'), finalLoss: S.last('train_loss'),
-      ftc: run ? run.first_topology_change : null, frames: S.step.length,
+      ftc: ftc, frames: S.step.length,
     };
     return c.phase;
   };
@@ -86,6 +89,11 @@
         return { cls: 'warn', title: title, short: '',
           text: 'left the topology-preserving phase at step ' + e.step + ' (η·K_emp = ' + TW.fmtNum(e.eta_k_emp, 3) + over + ')' };
       }
+      case 'topology':
+        // K_emp is a lower bound from snapshot pairs: a slow drift can break the topology below η·K_emp = 1
+        return { cls: 'warn', title: title, short: 'no exit certified; topology changed at step ' + ph.ftc,
+          text: 'the topology changed at step ' + ph.ftc + ' (its Betti numbers left step 0\'s), though η·K_emp stayed < 1' +
+            (ph.maxEk !== null ? ' (max ' + TW.fmtNum(ph.maxEk, 2) + ')' : '') + (rest ? ' · ' + rest : '') };
       case 'single':
         return { cls: 'pending', title: title, short: 'K_emp needs ≥ 2 neurons',
           text: 'topology-preserving phase: K_emp needs at least two neurons (this run has one, so no pairs)' };

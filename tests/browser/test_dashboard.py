@@ -603,6 +603,13 @@ def test_phase_verdict_waits_for_every_snapshot(page, urls):
     assert single["text"] == "topology-preserving phase: K_emp needs at least two neurons (this run has one, so no pairs)"
     assert single["cls"] == "pending" and "phase-kept" not in single["row"]
 
+    # the digits pair's large rate: η·K_emp never over 1, but the 2-sphere broke at step 1190 — not green
+    broke = page.evaluate(PHASE_OF, ["p7", {"frames": 43, "snapshots": 43, "first_topology_change": 1190}, every])
+    assert broke["cls"] == "warn" and "phase-left" in broke["row"], broke
+    assert broke["text"] == ("the topology changed at step 1190 (its Betti numbers left step 0's), "
+                             "though η·K_emp stayed < 1 (max 0.0045)")
+    assert broke["cell"] == "no exit certified; topology changed at step 1190"
+
 
 def test_timeline_marks_name_the_steps_they_stand_at(page, urls):
     """The slider moves through analysed frames: evenly spaced marks are labelled only where the frames are
