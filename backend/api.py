@@ -28,6 +28,12 @@ from worker.presets import build_config, pair_configs
 _SSE_KEEPALIVE_S = 15.0
 
 
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise HTTPException(422, detail=[{"loc": ["body"], "msg": "the body must be a JSON object", "type": "type"}])
+    return body
+
+
 def validation_detail(errors: Sequence[Any], prefix: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Pydantic errors as messages that name the field or parameter, e.g. "lr must be > 0 and finite".
 
@@ -111,17 +117,18 @@ def create_app(settings: Settings, redis_url: str, record_events: bool = True) -
 
     @app.post("/api/runs", status_code=201)
     def create_run(body: Any = Body(...)) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise HTTPException(422, detail=[{"loc": ["body"], "msg": "the body must be a JSON object", "type": "type"}])
-        config = build_config(body)
+        config = build_config(_object(body))
         run_id = service.submit_run(store(), client, config)
         return {"id": run_id, "config": config.model_dump()}
 
+    @app.post("/api/runs/check")
+    def check_run(body: Any = Body(...)) -> dict[str, Any]:
+        """Validate a run request without starting it: the form shows every field's error in one go."""
+        return {"config": build_config(_object(body)).model_dump()}
+
     @app.post("/api/runs/pair", status_code=201)
     def create_pair(body: Any = Body(...)) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise HTTPException(422, detail=[{"loc": ["body"], "msg": "the body must be a JSON object", "type": "type"}])
-        ids = [service.submit_run(store(), client, config) for config in pair_configs(body)]
+        ids = [service.submit_run(store(), client, config) for config in pair_configs(_object(body))]
         return {"ids": ids, "compare": f"/compare?runs={','.join(ids)}"}
 
     @app.get("/api/runs")

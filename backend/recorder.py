@@ -31,7 +31,8 @@ def apply_event(store: Store, client: redis.Redis, event: Event) -> None:
     changed = store.set_status(
         event.run_id,
         status,
-        error=event.message or None if status in ("failed", "diverged") else None,
+        # why it ended: the failure, the divergence, or what stopped it (the Stop button, a shut-down worker)
+        error=event.message or None if status in ("failed", "diverged", "stopped") else None,
         steps_done=event.step if event.kind != "started" else None,
         device=event.info.get("device"),
         neuron_dim=event.info.get("neuron_dim"),

@@ -111,6 +111,9 @@ class ApiClient:
     def create_run(self, config: dict) -> dict:
         return self.post("/api/runs", config)
 
+    def check_run(self, config: dict) -> dict:
+        return self.post("/api/runs/check", config)
+
     def create_pair(self, config: dict) -> dict:
         return self.post("/api/runs/pair", config)
 

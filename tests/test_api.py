@@ -291,3 +291,16 @@ def test_huge_integer_parameters_are_422_naming_the_parameter_and_absent_steps_4
     assert response.json()["detail"] == f"run {run_id!r} has no snapshot at step {largest}"
     index = requests.get(f"{api}/api/runs/{run_id}/frames", params={"start": 28, "end": largest}, timeout=10)
     assert [f["step"] for f in index.json()["frames"]] == [28]
+
+
+def test_check_validates_without_starting_a_run(live_stack):
+    api = live_stack["api_url"]
+    before = requests.get(f"{api}/api/runs", timeout=10).json()
+    ok = requests.post(f"{api}/api/runs/check", json={"preset": "figure-eight", "lr": 0.0025}, timeout=10)
+    assert ok.status_code == 200 and ok.json()["config"]["lr"] == 0.0025 and ok.json()["config"]["width"] == 1024
+    bad = requests.post(f"{api}/api/runs/check", json={"preset": "figure-eight", "width": 0, "lr": -1}, timeout=10)
+    assert bad.status_code == 422
+    assert {tuple(d["loc"]): d["msg"] for d in bad.json()["detail"]} == {
+        ("body", "width"): "width must be between 1 and 8192", ("body", "lr"): "lr must be > 0 and finite"}
+    assert requests.post(f"{api}/api/runs/check", json=[1], timeout=10).status_code == 422
+    assert requests.get(f"{api}/api/runs", timeout=10).json() == before

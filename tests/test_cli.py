@@ -57,6 +57,8 @@ def test_up_stops_cleanly_and_a_restart_shows_earlier_runs(tmp_path):
                  what="frames")
         children = descendants(up.pid)
         assert len(children) >= 5  # redis, api, analyser, worker, ui
+        training = post_run(api, preset="figure-eight", epochs=2000, snapshot_every=50, sharpness_every=0)
+        wait_status(api, training, ("running",))
     finally:
         exit_code = stop_process(up, signal.SIGINT)
     assert exit_code == 0
@@ -70,6 +72,9 @@ def test_up_stops_cleanly_and_a_restart_shows_earlier_runs(tmp_path):
         wait_for(lambda: log.read_text().count("topowatch: ready") == 2, 180, what="the second ready line")
         run = requests.get(f"{api}/api/runs/{run_id}", timeout=5).json()
         assert run["status"] == "finished" and run["frames"] == 5
+        cut_short = requests.get(f"{api}/api/runs/{training}", timeout=5).json()
+        assert cut_short["status"] == "stopped"
+        assert cut_short["error"] == "its worker was shut down (Ctrl-C or SIGTERM); every step up to here is kept"
         frame = requests.get(f"{api}/api/runs/{run_id}/frames/14", timeout=5).json()
         assert len(frame["coords"]["raw"]) == 1024
     finally:

@@ -54,7 +54,7 @@ def run_one(client: redis.Redis, relay: SnapshotRelay, request: RunRequest, devi
     active[request.run_id] = publisher
     try:
         if client.exists(stop_key(request.run_id)):
-            publisher.event("stopped", 0, "stopped before it started")
+            publisher.event("stopped", 0, "on request, before it started")
             return
         try:
             config = RunConfig.model_validate(request.config)
@@ -75,7 +75,8 @@ def run_one(client: redis.Redis, relay: SnapshotRelay, request: RunRequest, devi
             log.error("run %s failed:\n%s", request.run_id, traceback.format_exc())
             publisher.event("failed", 0, f"{type(exc).__name__}: {exc}")
             return
-        publisher.event(outcome.status, outcome.step, outcome.message)
+        publisher.event(outcome.status, outcome.step,
+                        publisher.stop_reason if outcome.status == "stopped" else outcome.message)
     finally:
         active.pop(request.run_id, None)
         publisher.close()
@@ -94,7 +95,7 @@ def run_worker(settings: Settings, redis_url: str, consumer: str | None = None) 
         # The run in progress stops between two steps and keeps what it published.
         stopping.set()
         for publisher in list(active.values()):
-            publisher.stop_requested.set()
+            publisher.request_stop("its worker was shut down (Ctrl-C or SIGTERM); every step up to here is kept")
 
     signal.signal(signal.SIGTERM, shut_down)
     signal.signal(signal.SIGINT, shut_down)

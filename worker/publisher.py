@@ -28,6 +28,7 @@ class Publisher:
     def __init__(self, client: redis.Redis, relay: SnapshotRelay, run_id: str) -> None:
         self.run_id = run_id
         self.stop_requested = threading.Event()
+        self.stop_reason = "on request"  # what the run's "stopped" event says
         self._client = client
         self._relay = relay
         self._closed = threading.Event()
@@ -40,6 +41,10 @@ class Publisher:
     def flush(self) -> None:
         """Return once every snapshot taken so far is in Redis."""
         self._relay.flush()
+
+    def request_stop(self, reason: str) -> None:
+        self.stop_reason = reason
+        self.stop_requested.set()
 
     def should_stop(self) -> bool:
         return self.stop_requested.is_set()

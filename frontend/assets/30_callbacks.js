@@ -293,7 +293,7 @@
       const badge = STATUS_TEXT[st] || st;
       let err = '';
       if (run.error) {
-        const prefix = st === 'failed' ? 'Run failed: ' : st === 'diverged' ? 'Diverged: ' : st === 'not-found' ? '' : 'Error: ';
+        const prefix = st === 'failed' ? 'Run failed: ' : st === 'diverged' ? 'Diverged: ' : st === 'stopped' ? 'Stopped ' : st === 'not-found' ? '' : 'Error: ';
         err = prefix + run.error;
       }
       const cfg = run.config || {};

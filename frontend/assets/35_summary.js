@@ -50,7 +50,7 @@
         TW.fmtNum(ph.kmax, 4) + (ph.invLr !== null ? ' vs ' + TW.fmtNum(ph.invLr, 4) : '')),
       ratio: TW.fmtNum(ph.minRatio, 3),
       knn: TW.fmtNum(ph.minKnn, 3),
-      ftc: num(ph.ftc) ? 'step ' + ph.ftc : h('Span', { className: 'muted' }, 'none'),
+      ftc: num(ph.ftc) ? 'step ' + ph.ftc : h('Span', { className: 'muted' }, run ? 'none' : '–'),
       loss: TW.fmtNum(ph.finalLoss, 4),
     };
     return h('Tr', { 'data-run-id': id, 'data-phase-exit': ph.exit ? String(ph.exit.step) : '', className: 'summary-row phase-' + { warn: 'left', ok: 'kept', pending: 'pending' }[v.cls] },

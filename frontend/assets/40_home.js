@@ -53,7 +53,9 @@
         const href = '/runs/' + encodeURIComponent(r.id);
         const checked = selected.has(r.id) ? ' checked' : '';
         const opt = esc(cfg.optimizer || '–') + (cfg.optimizer === 'momentum' && cfg.momentum ? ' <span class="muted">' + esc(cfg.momentum) + '</span>' : '');
-        const err = r.error ? '<div class="row-error" title="' + esc(r.error) + '">' + esc(r.error) + '</div>' : '';
+        // a stopped run's note (why it stopped) is not an error
+        const cls = r.status === 'stopped' ? 'row-note' : 'row-error';
+        const err = r.error ? '<div class="' + cls + '" title="' + esc(r.error) + '">' + esc(r.error) + '</div>' : '';
         return '<tr data-run-id="' + esc(r.id) + '" class="run-row' + (checked ? ' selected' : '') + '">' +
           '<td class="sel"><input type="checkbox" class="run-select" aria-label="select run ' + esc(r.id) + '" value="' + esc(r.id) + '"' + checked + '></td>' +
           '<td class="run"><a href="' + href + '" data-nav class="run-link">' + esc(r.id) + '</a>' + err + '</td>' +

@@ -350,7 +350,15 @@ def register(app, client: ApiClient) -> None:
         unreadable = {f["name"]: _number_error(f) for f in fields
                       if f.get("type") in ("int", "float") and f["name"] in body and body[f["name"]] is None}
         if unreadable:
-            return dash.no_update, _show_errors(unreadable, fields), "form-message error"
+            # The API checks the fields the browser could read, so every mistake shows in one round.
+            try:
+                client.check_run({k: v for k, v in body.items() if k not in unreadable})
+                checked: dict[str, str] = {}
+            except ApiError as exc:
+                checked = exc.field_errors()
+            except ApiUnavailable:
+                checked = {}
+            return dash.no_update, _show_errors(checked | unreadable, fields), "form-message error"
         try:
             res = client.create_pair(body) if kind == "pair" else client.create_run(body)
         except ApiError as exc:

@@ -406,6 +406,24 @@ def test_invalid_lr_shows_the_api_message(page, urls):
         page.wait_for_function("document.querySelector('#error-lr')?.innerText.includes('lr must be > 0')")
 
 
+def test_every_bad_field_shows_in_one_round(page, urls):
+    """An unreadable field (empty epochs) and readable bad ones (width 0, lr -1): all three at once."""
+    api, ui = urls
+    runs_before = len(requests.get(f"{api}/api/runs", timeout=10).json())
+    page.goto(f"{ui}/new")
+    page.wait_for_selector("#field-lr")
+    page.fill("#field-width", "0")
+    page.fill("#field-lr", "-1")
+    page.fill("#field-epochs", "")
+    page.click("#submit-run")
+    page.wait_for_function("document.querySelector('#form-message')?.innerText.includes('Please fix 3 fields')")
+    assert page.inner_text("#error-width").strip() == "width must be between 1 and 8192"
+    assert page.inner_text("#error-lr").strip() == "lr must be > 0 and finite"
+    assert page.inner_text("#error-epochs").strip() == "epochs must be a whole number in 1 – 10000"
+    assert urlparse(page.url).path == "/new"
+    assert len(requests.get(f"{api}/api/runs", timeout=10).json()) == runs_before, "nothing was started"
+
+
 def test_stop_button_stops_a_run(page, urls):
     api, ui = urls
     run_id = create_run(api, epochs=500, snapshot_every=50)
