@@ -127,6 +127,7 @@ class SnapshotRelay:
         self._arena: Arena | None = None
         self._slots: np.ndarray | None = None
         self._written = 0  # snapshots put in the current arena
+        self._free_until = 0  # _written may grow up to this without asking the relay how far it has got
         self._batch: list[list[Any]] = []  # [step, epoch, metrics] of the slots not announced yet
         self._batch_run = ""
         self._batch_first = 0
@@ -161,9 +162,12 @@ class SnapshotRelay:
             self._announce()
         assert self._slots is not None and self._arena is not None
         slots = len(self._slots)
-        while self._written - int(self._arena.taken[0]) >= slots:  # the relay is a whole arena behind
-            self._announce()
-            self._wait_for_relay()
+        # The shared counter is read only when the slots known to be free run out, not on every step.
+        while self._written >= self._free_until:
+            self._free_until = int(self._arena.taken[0]) + slots
+            if self._written >= self._free_until:  # the relay is a whole arena behind
+                self._announce()
+                self._wait_for_relay()
         if not self._batch:
             self._batch_run, self._batch_first, self._batch_started = run_id, self._written, now
         self._slots[self._written % slots] = neurons
@@ -206,13 +210,13 @@ class SnapshotRelay:
             finally:
                 os.unlink(arena.path)  # both ends have it mapped: nothing is left behind, even after a crash
             self._arena, self._written = arena, 0
-        self._slots = self._arena.slots(shape)
+        self._slots, self._free_until = self._arena.slots(shape), 0
 
     def _drop_arena(self) -> None:
         self._slots = None
         if self._arena is not None:
             self._arena.close()
-        self._arena, self._written, self._batch = None, 0, []
+        self._arena, self._written, self._free_until, self._batch = None, 0, 0, []
 
     def _announce(self) -> None:
         if self._batch:
